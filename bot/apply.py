@@ -1,0 +1,107 @@
+"""Apply: a git worktree per run at the chosen base, then ``git am -3``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import git as g
+from .config import Rules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Base:
+    ref: str      # what we resolved (a branch name or the commit itself)
+    commit: str   # full SHA
+    reason: str   # why this base, for the reply
+
+
+@dataclass
+class ApplyResult:
+    ok: bool
+    applied: int = 0
+    failed_patch: str = ""
+    message: str = ""
+    conflicts: list[str] | None = None
+    log: str = ""
+
+
+class BaseError(RuntimeError):
+    pass
+
+
+def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
+    """base-commit when the tree has it, else the subject tag's branch, else the head."""
+    repo = rules.tree_path
+    if base_commit:
+        sha = g.rev_parse(repo, base_commit)
+        if sha:
+            return Base(base_commit[:12], sha, "base-commit named in the series")
+    for tag in tags:
+        branch = rules.tag_branches.get(tag) or rules.tag_branches.get(tag.lower())
+        if branch:
+            sha = g.rev_parse(repo, branch)
+            if not sha:
+                raise BaseError(f"branch {branch!r} for subject tag [{tag}] is not in the tree")
+            return Base(branch, sha, f"branch for the subject tag [{tag}]")
+    sha = g.rev_parse(repo, rules.tree_branch)
+    if not sha:
+        raise BaseError(f"branch {rules.tree_branch!r} is not in the tree {repo}")
+    why = f"head of {rules.tree_branch}"
+    if base_commit:
+        why += f" (base-commit {base_commit[:12]} is not in the tree)"
+    return Base(rules.tree_branch, sha, why)
+
+
+def add_worktree(rules: Rules, base: Base, path: Path) -> None:
+    remove_worktree(rules, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    res = g.git(rules.tree_path, "worktree", "add", "--detach", "--force", str(path), base.commit)
+    if not res.ok:
+        raise BaseError(f"git worktree add failed: {res.output.strip()}")
+
+
+def remove_worktree(rules: Rules, path: Path) -> None:
+    if path.exists():
+        g.git(rules.tree_path, "worktree", "remove", "--force", str(path))
+        shutil.rmtree(path, ignore_errors=True)
+    g.git(rules.tree_path, "worktree", "prune")
+
+
+_PATCH_FAILED = re.compile(r"^Patch failed at (\d+) (.*)$", re.M)
+_APPLYING = re.compile(r"^Applying: (.*)$", re.M)
+_CONFLICT = re.compile(r"^CONFLICT \([^)]*\): .*? in (\S+)$", re.M)
+_ERR_PATCH = re.compile(r"^error: (?:patch failed|.*: does not exist in index|.*: No such file or directory|"
+                        r"could not build fake ancestor).*$", re.M)
+
+
+def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult:
+    identity = (rules.bot_name, rules.bot_address)
+    res = g.git(worktree, "am", "-3", "--keep-cr", identity=identity, input_bytes=mbox,
+                log_file=log_file, timeout=rules.generate_timeout)
+    applied = len(_APPLYING.findall(res.output))
+    if res.ok:
+        return ApplyResult(ok=True, applied=applied, log=res.output)
+    failed = _PATCH_FAILED.search(res.output)
+    conflicts = sorted(set(_CONFLICT.findall(res.output)))
+    if not conflicts:
+        unmerged = g.git(worktree, "diff", "--name-only", "--diff-filter=U")
+        conflicts = [f for f in unmerged.output.split() if unmerged.ok]
+    if not conflicts:
+        conflicts = sorted({m.split(":")[2].strip() for m in _ERR_PATCH.findall(res.output)
+                            if m.startswith("error: patch failed:") and m.count(":") >= 3})
+    errors = [line for line in res.output.splitlines()
+              if line.startswith(("error:", "fatal:", "CONFLICT"))]
+    g.git(worktree, "am", "--abort", identity=identity)
+    message = "git am timed out" if res.timed_out else "\n".join(errors[:8]) or res.output.strip()[-500:]
+    return ApplyResult(
+        ok=False,
+        applied=max(0, applied - 1) if failed else applied,
+        failed_patch=f"{int(failed.group(1))}/{failed.group(2)}" if failed else "",
+        message=message, conflicts=conflicts, log=res.output,
+    )

@@ -1,0 +1,167 @@
+"""Classification: a pure function of the message bytes.
+
+``classify(raw, bot_address, loop_id)`` says what a mail is (a patch, a
+cover letter, a reply with trailers, a command for the bot, a bounce or an
+auto-reply, our own mail, other) or why it is quarantined. It touches no
+database, disk or network and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from b4 import LoreSubject
+
+from . import mail
+
+PATCH = "patch"
+COVER = "cover"
+REPLY = "reply"
+COMMAND = "command"
+BOUNCE = "bounce"
+AUTOREPLY = "autoreply"
+OWN = "own"
+OTHER = "other"
+QUARANTINE = "quarantine"
+
+KINDS = (PATCH, COVER, REPLY, COMMAND, BOUNCE, AUTOREPLY, OWN, OTHER, QUARANTINE)
+# Kinds that take part in series assembly (b4 sees these).
+SERIES_KINDS = (PATCH, COVER, REPLY)
+
+_DIFF = re.compile(r"^(diff --git a/|--- (a/|\S+\s)|Index: )", re.M)
+_HUNK = re.compile(r"^@@ -\d+(,\d+)? \+\d+(,\d+)? @@", re.M)
+_TRAILER = re.compile(
+    r"^(Reviewed-by|Acked-by|Tested-by|Reported-by|Suggested-by|Co-developed-by|"
+    r"Signed-off-by|Fixes|Closes|Link|Cc|Nacked-by):\s*(\S.*)$",
+    re.M | re.I,
+)
+_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
+_BOUNCE_SUBJECT = re.compile(
+    r"(undeliver|delivery status notification|returned mail|mail delivery (failed|system)|"
+    r"failure notice|delivery failure)", re.I)
+
+
+@dataclass(frozen=True)
+class Classified:
+    kind: str
+    reason: str
+    msgid: str
+    msgid_made_up: bool = False
+    subject: str = ""
+    from_name: str = ""
+    from_addr: str = ""
+    date: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    revision: int = 1
+    counter: int = 0
+    expected: int = 0
+    trailers: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
+
+    @property
+    def parent(self) -> str:
+        """The message this one answers: In-Reply-To, else the last Reference."""
+        return self.in_reply_to or (self.references[-1] if self.references else "")
+
+
+def classify(raw: bytes, bot_address: str = "", loop_id: str = "",
+             max_bytes: int = 0) -> Classified:
+    """Say what ``raw`` is. Never raises; unusable input is QUARANTINE."""
+    try:
+        return _classify(raw, bot_address.lower(), loop_id, max_bytes)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+        mid = mail.normalise_msgid(_grep_header(raw, b"message-id")) or \
+            mail.message_id(mail.parse_bytes(b""), raw)[0]
+        return Classified(QUARANTINE, f"parser error: {type(exc).__name__}: {exc}", mid)
+
+
+def _grep_header(raw: bytes, name: bytes) -> str:
+    head = raw.split(b"\n\n", 1)[0]
+    for line in head.splitlines():
+        if line.lower().startswith(name + b":"):
+            return line.split(b":", 1)[1].decode("latin-1", "replace")
+    return ""
+
+
+def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
+    if not raw.strip():
+        return Classified(QUARANTINE, "empty message", mail.message_id(mail.parse_bytes(b""), raw)[0])
+    msg = mail.parse_bytes(raw)
+    msgid, made_up = mail.message_id(msg, raw)
+    notes = ["no Message-ID header; an id was made from the content"] if made_up else []
+    if not msg.keys():
+        return Classified(QUARANTINE, "no header block", msgid, made_up)
+    if max_bytes and len(raw) > max_bytes:
+        return Classified(QUARANTINE, f"message is {len(raw)} bytes, over the limit of {max_bytes}",
+                          msgid, made_up)
+    defects = [type(d).__name__ for d in getattr(msg, "defects", [])]
+    if defects:
+        notes.append("MIME defects: " + ", ".join(sorted(set(defects))))
+    subject = mail.header(msg, "Subject")
+    from_name, from_addr = mail.address(msg, "From")
+    refs = tuple(mail.msgid_list(mail.header(msg, "References")))
+    base = dict(
+        msgid=msgid, msgid_made_up=made_up, subject=subject, from_name=from_name,
+        from_addr=from_addr, date=mail.header(msg, "Date"),
+        in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")), references=refs,
+    )
+
+    def out(kind: str, reason: str, **extra) -> Classified:
+        return Classified(kind, reason, notes=tuple(notes), **base, **extra)
+
+    # Mail loops first: our own mail, or mail that went through us.
+    if bot and from_addr == bot:
+        return out(OWN, "sent by the bot itself")
+    if loop_id and any(loop_id.lower() == v.strip().lower()
+                       for v in (msg.get_all("X-Loop") or [])):
+        return out(OWN, "carries our X-Loop header")
+    if (reason := _bounce_reason(msg, from_addr, subject)):
+        return out(BOUNCE, reason)
+    auto = mail.header(msg, "Auto-Submitted").lower()
+    if auto and auto != "no":
+        return out(AUTOREPLY, f"Auto-Submitted: {auto}")
+
+    body, body_note = mail.text_body(msg)
+    if body_note:
+        notes.append(body_note)
+    lsub = LoreSubject(subject)
+    has_diff = bool(_DIFF.search(body) and _HUNK.search(body))
+    trailers = tuple(m.group(0).strip() for m in _TRAILER.finditer(_unquoted(body)))
+    numbers = dict(revision=lsub.revision, counter=lsub.counter if not lsub.counters_inferred else 1,
+                   expected=lsub.expected)
+    if not lsub.reply and has_diff and lsub.patch:
+        return out(PATCH, "[PATCH] subject with a diff", trailers=trailers, **numbers)
+    if not lsub.reply and lsub.patch and not lsub.counters_inferred and lsub.counter == 0:
+        return out(COVER, "[PATCH 0/n] cover letter", revision=lsub.revision, counter=0,
+                   expected=lsub.expected)
+    to_bot = bool(bot) and bot in mail.all_addresses(msg, "To", "Cc")
+    if to_bot and not has_diff:
+        return out(COMMAND, "addressed to the bot")
+    if has_diff and not lsub.reply:
+        # A diff without [PATCH]: still a patch for b4 when it threads like one.
+        return out(PATCH, "diff without a [PATCH] subject tag", trailers=trailers, **numbers)
+    if lsub.reply or base["in_reply_to"] or refs:
+        follow = [t for t in trailers if not t.lower().startswith(("signed-off-by", "cc:"))]
+        reason = f"reply with {len(follow)} trailer(s)" if follow else "reply"
+        return out(REPLY, reason, trailers=tuple(follow))
+    if body_note.startswith("HTML only"):
+        return out(OTHER, "HTML-only mail, no text to read")
+    return out(OTHER, "no patch, not a reply")
+
+
+def _unquoted(body: str) -> str:
+    return "\n".join(line for line in body.splitlines() if not line.startswith(">"))
+
+
+def _bounce_reason(msg, from_addr: str, subject: str) -> str:
+    ctype = msg.get_content_type()
+    if ctype == "multipart/report":
+        return f"delivery report ({msg.get_param('report-type') or 'multipart/report'})"
+    if _BOUNCE_SENDERS.match(from_addr or ""):
+        return f"from {from_addr}"
+    return_path = mail.header(msg, "Return-Path")
+    if return_path.replace(" ", "") == "<>" and _BOUNCE_SUBJECT.search(subject):
+        return "empty Return-Path and a delivery-failure subject"
+    return ""

@@ -1,0 +1,97 @@
+"""Command line: ``bpbot serve | check | demo | status``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__, config
+
+EXIT_OK, EXIT_BROKEN, EXIT_UNTESTED, EXIT_USAGE = 0, 1, 2, 3
+log = logging.getLogger("bpbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bpbot", description="Patch bot for the backports list.")
+    p.add_argument("--version", action="version", version=f"bpbot {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the daemon")
+    s.add_argument("--config", "--rules", dest="rules", type=Path, default=None,
+                   help="rules file (default: the embedded demo rules)")
+
+    c = sub.add_parser("check", help="test local mail (.eml, mbox or Maildir); send nothing")
+    c.add_argument("--rules", type=Path, default=None,
+                   help="rules file (default: the embedded sample tree)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of reply text")
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    d = sub.add_parser("demo", help="run the daemon on the bundled sample list")
+    d.add_argument("--workdir", type=Path, default=None, help="where to lay it out (default: temp)")
+
+    t = sub.add_parser("status", help="series seen, their state and verdicts")
+    t.add_argument("--config", "--rules", dest="rules", type=Path, default=None)
+    t.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors; our contract says 3
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.command == "serve"
+        else "bpbot: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        for noisy in ("apscheduler", "mail.log", "aiosmtpd", "b4"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return _dispatch(args)
+    except config.ConfigError as exc:
+        print(f"bpbot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import run_demo
+        return run_demo(args.workdir, sys.stdout)
+    if args.command == "check":
+        from .check import run_check
+        return run_check(args.rules, args.paths, as_json=args.json,
+                         show_progress=sys.stderr.isatty())
+    rules = _load(args.rules)
+    from .state import State
+    state = State(rules.state_dir / "bpbot.sqlite")
+    if args.command == "status":
+        from . import status
+        print(status.render_json(state) if args.json else status.render_table(state))
+        return EXIT_OK
+    from . import sandbox
+    from .daemon import Daemon
+    daemon = Daemon(rules, state, sandbox.for_rules(rules))
+    asyncio.run(daemon.run())
+    return EXIT_OK
+
+
+def _load(path: Path | None) -> config.Rules:
+    if path is not None:
+        return config.load(path)
+    from . import layout
+    workdir = Path(os.environ.get("BPBOT_DEMO_DIR", Path.home() / ".cache" / "bpbot" / "demo"))
+    log.info("no --config given: using the embedded default in %s", workdir)
+    return layout.prepare(workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

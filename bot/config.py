@@ -1,0 +1,346 @@
+"""Rules: declarative TOML, validated at load.
+
+Every error names the file, the key and what is wrong, and nothing starts.
+Relative paths are resolved against ``base_dir`` (the rules file's folder,
+or the demo's working dir for the embedded default).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PLACEHOLDERS = {
+    "tree", "output", "upstream", "kernel_path", "kernel_version", "kernel_name",
+    "build_dir", "jobs", "python",
+}
+# The rules/ folder beside the package (the project is installed editable).
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+DEMO_RULES = RULES_DIR / "demo.toml"
+
+
+class ConfigError(ValueError):
+    """A rules file is unusable; the message names file and key."""
+
+    def __init__(self, file: str, key: str, problem: str):
+        super().__init__(f"{file}: {key}: {problem}")
+        self.file, self.key, self.problem = file, key, problem
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # imap | maildir | mbox
+    path: Path | None = None
+    host: str = ""
+    port: int = 993
+    ssl: bool = True
+    user: str = ""
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    idle_seconds: int = 25 * 60
+    poll_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = "127.0.0.1"
+    port: int = 25
+    user: str = ""
+    password_file: Path | None = None
+    starttls: bool = False
+    timeout: int = 60
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    version: str
+    path: Path
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3])
+
+
+@dataclass(frozen=True)
+class Rules:
+    file: str
+    base_dir: Path
+    bot_address: str
+    bot_name: str
+    loop_id: str
+    state_dir: Path
+    web_url: str
+    source: Source
+    smtp: Smtp
+    reply_to_author: bool
+    reply_cc_list: bool
+    list_address: str
+    tree_path: Path
+    tree_url: str
+    tree_branch: str
+    tag_branches: dict[str, str]
+    upstream: Path | None
+    generate_commands: list[list[str]]
+    generate_timeout: int
+    build_commands: list[list[str]]
+    build_jobs: int
+    build_timeout: int
+    output_cap: int
+    sandbox: str
+    kernels: list[Kernel]
+    grace_seconds: int
+    window_days: int
+    max_message_bytes: int
+    max_patches: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def kernel(self, name: str) -> Kernel:
+        return next(k for k in self.kernels if k.name == name)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used."""
+
+    def __init__(self, file: str, prefix: str, data: Any):
+        self.file, self.prefix = file, prefix
+        if not isinstance(data, dict):
+            raise ConfigError(file, prefix or "(top)", "must be a table")
+        self.data = data
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.file, self._key(key), problem)
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., ) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, "is required")
+            return default
+        value = self.data[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self.fail(key, f"must be {names}, not {type(value).__name__} {value!r}")
+        return value
+
+    def positive(self, key: str, default: Any = ...) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            raise self.fail(key, f"must be positive, not {value}")
+        return value
+
+    def duration(self, key: str, default: Any = ...) -> int:
+        value = self.get(key, (int, str), default)
+        if isinstance(value, int):
+            seconds = value
+        else:
+            match = _DURATION.match(value)
+            if not match:
+                raise self.fail(key, f"must be seconds or like '90s', '10m', '2h', '3d', not {value!r}")
+            seconds = int(match.group(1)) * _UNITS[match.group(2)]
+        if seconds < 0:
+            raise self.fail(key, "must not be negative")
+        return seconds
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        data = self.get(key, dict, ... if required else {})
+        return _Table(self.file, self._key(key), data)
+
+    def commands(self, key: str) -> list[list[str]]:
+        """One argument list, or a list of them run in order (never a shell string)."""
+        value = self.get(key, list)
+        lists = value if value and all(isinstance(a, list) for a in value) else [value]
+        for args in lists:
+            if not args or not all(isinstance(a, str) for a in args):
+                raise self.fail(key, "must be an argument list of strings (or a list of such "
+                                     "lists), not a shell string")
+            for arg in args:
+                for name in re.findall(r"\{(\w+)\}", arg):
+                    if name not in PLACEHOLDERS:
+                        raise self.fail(key, f"unknown placeholder {{{name}}}; known: "
+                                             + ", ".join(sorted(PLACEHOLDERS)))
+        return [list(a) for a in lists]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key")
+
+
+def _path(base: Path, value: str | None) -> Path | None:
+    if not value:
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def load(path: str | Path, base_dir: str | Path | None = None) -> Rules:
+    """Load and validate a rules file; raise ConfigError naming the bad key."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, "(file)", f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "(syntax)", str(exc)) from exc
+    base = Path(base_dir) if base_dir is not None else path.resolve().parent
+    return parse(data, file, base)
+
+
+def parse(data: dict, file: str, base: Path) -> Rules:
+    top = _Table(file, "", data)
+    bot = top.table("bot", required=True)
+    address = bot.get("address", str)
+    if "@" not in address:
+        raise bot.fail("address", f"must be a mail address, not {address!r}")
+    rules_kw: dict[str, Any] = dict(
+        bot_address=address.lower(),
+        bot_name=bot.get("name", str, "bpbot"),
+        loop_id=bot.get("loop_id", str, address.lower()),
+        state_dir=_path(base, bot.get("state_dir", str, "state")),
+        web_url=bot.get("web_url", str, ""),
+    )
+    bot.done()
+    rules_kw["source"] = _source(top.table("source", required=True), base)
+    rules_kw["smtp"] = _smtp(top.table("smtp"), base)
+
+    reply = top.table("reply")
+    rules_kw.update(
+        reply_to_author=reply.get("to_author", bool, True),
+        reply_cc_list=reply.get("cc_list", bool, True),
+        list_address=reply.get("list_address", str, ""),
+    )
+    if rules_kw["reply_cc_list"] and not rules_kw["list_address"]:
+        raise reply.fail("list_address", "is required when cc_list = true")
+    reply.done()
+
+    tree = top.table("tree", required=True)
+    tree_path = tree.get("path", str)
+    tags = tree.table("tag_branches")
+    tag_branches = {k: tags.get(k, str) for k in list(tags.data)}
+    rules_kw.update(
+        tree_path=_path(base, tree_path),
+        tree_url=tree.get("url", str, ""),
+        tree_branch=tree.get("branch", str, "main"),
+        tag_branches=tag_branches,
+        upstream=_path(base, tree.get("upstream", str, "")),
+    )
+    tree.done()
+
+    gen = top.table("generate", required=True)
+    rules_kw.update(generate_commands=gen.commands("command"),
+                    generate_timeout=gen.duration("timeout", 600))
+    gen.done()
+
+    build = top.table("build", required=True)
+    rules_kw.update(
+        build_commands=build.commands("command"),
+        build_jobs=build.positive("jobs", 2),
+        build_timeout=build.duration("timeout", 1800),
+        output_cap=build.positive("output_cap", 4 * 1024 * 1024),
+        sandbox=build.get("sandbox", str, "bwrap"),
+    )
+    if rules_kw["sandbox"] not in ("bwrap", "none"):
+        raise build.fail("sandbox", f"must be \"bwrap\" or \"none\", not {rules_kw['sandbox']!r}")
+    build.done()
+
+    rules_kw["kernels"] = _kernels(top, file, base)
+
+    series = top.table("series")
+    rules_kw.update(
+        grace_seconds=series.duration("grace_period", "30m"),
+        window_days=series.positive("window_days", 30),
+    )
+    series.done()
+    limits = top.table("limits")
+    rules_kw.update(
+        max_message_bytes=limits.positive("max_message_bytes", 10 * 1024 * 1024),
+        max_patches=limits.positive("max_patches", 100),
+    )
+    limits.done()
+    top.done()
+    return Rules(file=file, base_dir=base, **rules_kw)
+
+
+def _source(src: _Table, base: Path) -> Source:
+    kind = src.get("kind", str)
+    if kind == "imap":
+        ssl = src.get("ssl", bool, True)
+        out = Source(
+            kind=kind,
+            host=src.get("host", str),
+            port=src.positive("port", 993 if ssl else 143),
+            ssl=ssl,
+            user=src.get("user", str),
+            password_file=_path(base, src.get("password_file", str)),
+            folder=src.get("folder", str, "INBOX"),
+            idle_seconds=src.duration("idle_timeout", "25m"),
+            poll_seconds=src.duration("poll_interval", "5m"),
+        )
+        if out.idle_seconds > 29 * 60:
+            raise src.fail("idle_timeout",
+                           "must be at most 29m (RFC 2177: servers drop IDLE after 30 minutes)")
+    elif kind in ("maildir", "mbox"):
+        out = Source(kind=kind, path=_path(base, src.get("path", str)),
+                     poll_seconds=src.duration("poll_interval", "1m"))
+    else:
+        raise src.fail("kind", f"must be one of imap, maildir, mbox, not {kind!r}")
+    src.done()
+    return out
+
+
+def _smtp(smtp: _Table, base: Path) -> Smtp:
+    out = Smtp(
+        host=smtp.get("host", str, "127.0.0.1"),
+        port=smtp.positive("port", 25),
+        user=smtp.get("user", str, ""),
+        password_file=_path(base, smtp.get("password_file", str, "")),
+        starttls=smtp.get("starttls", bool, False),
+        timeout=smtp.duration("timeout", 60),
+    )
+    if out.user and out.password_file is None:
+        raise smtp.fail("password_file", "is required when user is set (passwords never inline)")
+    smtp.done()
+    return out
+
+
+def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
+    raw = top.get("kernels", list)
+    if not raw:
+        raise top.fail("kernels", "must list at least one kernel")
+    kernels = []
+    for i, item in enumerate(raw):
+        t = _Table(file, f"kernels[{i}]", item)
+        version = t.get("version", str)
+        if not re.match(r"^\d+\.\d+(\.\d+)?", version):
+            raise t.fail("version", f"must look like 6.1 or 6.1.140, not {version!r}")
+        k = Kernel(name=t.get("name", str), version=version, path=_path(base, t.get("path", str)))
+        t.done()
+        if any(k.name == other.name for other in kernels):
+            raise t.fail("name", f"duplicate kernel name {k.name!r}")
+        kernels.append(k)
+    return sorted(kernels, key=lambda k: k.version_tuple)
+
+
+def expand(command: list[str], values: dict[str, Any]) -> list[str]:
+    """Fill ``{placeholders}`` in an argument list (no shell involved)."""
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(f"placeholder {{{name}}} has no value here")
+        return str(values[name])
+    return [re.sub(r"\{(\w+)\}", one, arg) for arg in command]

@@ -1,0 +1,138 @@
+"""The daemon: poll -> spool -> assemble -> test -> reply, forever.
+
+apscheduler 3.x drives the poll fallback, outbox retries and housekeeping;
+an IMAP IDLE thread wakes the loop as soon as mail arrives. One coroutine
+does the work (``process``), so stages never overlap; blocking work runs in
+threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from . import outbox, pipeline, tracker
+from .config import Rules
+from .sandbox import Sandbox
+from .series import configure_b4
+from .sources import ImapSource, open_source
+from .state import State, now
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_SECONDS = 3600
+OUTBOX_RETRY_SECONDS = 30
+KEEP_RUN_DIRS_DAYS = 14
+
+
+class Daemon:
+    def __init__(self, rules: Rules, state: State, sandbox: Sandbox,
+                 progress: Callable[[str], None] | None = None, send: bool = True):
+        self.rules, self.state, self.sandbox = rules, state, sandbox
+        self.progress = progress
+        self.send = send
+        self.source = open_source(rules, state)
+        self._lock = asyncio.Lock()
+        self._kick = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.idle_thread: threading.Thread | None = None
+        configure_b4(rules.bot_name, rules.bot_address)
+
+    async def process(self) -> None:
+        """One pass over every stage; safe to call at any time."""
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.source.poll)
+                with self.state.tx() as db:
+                    self.state.meta_set(db, "last_poll_at", str(now()))
+            except Exception as exc:  # noqa: BLE001 - a dead server must not stop replies
+                log.error("poll of %s failed: %s", self.source.name, exc)
+                self.source.close()
+            await asyncio.to_thread(tracker.assemble, self.state, self.rules)
+            await asyncio.to_thread(tracker.expire, self.state, self.rules)
+            while (version := pipeline.next_ready(self.state)) is not None:
+                await asyncio.to_thread(pipeline.run_version, self.state, self.rules,
+                                        self.sandbox, version, self.progress)
+                if self.send:
+                    await outbox.send_pending(self.state, self.rules)
+            if self.send:
+                await outbox.send_pending(self.state, self.rules)
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._kick.set()
+
+    def busy(self) -> bool:
+        """Anything still to do: versions waiting or ready, replies to send."""
+        open_versions = self.state.one(
+            "SELECT COUNT(*) AS n FROM versions WHERE state IN ('waiting', 'ready', 'running')")
+        queued = self.state.one("SELECT COUNT(*) AS n FROM outbox WHERE state = 'queued'")
+        return bool(open_versions["n"] or (self.send and queued["n"]))
+
+    async def run(self, until_idle: bool = False, tick: float = 1.0) -> None:
+        """Serve until stopped; with ``until_idle``, until everything is answered."""
+        scheduler = AsyncIOScheduler()
+        defaults = dict(coalesce=True, max_instances=1, replace_existing=True)
+        scheduler.add_job(self.kick, "interval", seconds=self.rules.source.poll_seconds,
+                          id="poll", **defaults)
+        scheduler.add_job(self.kick, "interval", seconds=OUTBOX_RETRY_SECONDS, id="outbox",
+                          **defaults)
+        scheduler.add_job(self.housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS,
+                          id="housekeeping", **defaults)
+        scheduler.start()
+        if isinstance(self.source, ImapSource) and not until_idle:
+            self._start_idle(asyncio.get_running_loop())
+        log.info("bpbot serving %s as %s", self.source.name, self.rules.bot_address)
+        try:
+            self.kick()
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout=tick if until_idle else None)
+                self._kick.clear()
+                if self._stop.is_set():
+                    break
+                await self.process()
+                if until_idle and not self.busy():
+                    break
+        finally:
+            scheduler.shutdown(wait=False)
+            self.source.close()
+
+    def _start_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A second IMAP connection sits in IDLE and kicks the loop on new mail."""
+        watcher = ImapSource(self.rules, self.state)
+
+        def watch() -> None:
+            while not self._stop.is_set():
+                try:
+                    if watcher.idle_wait(min(self.rules.source.idle_seconds, 29 * 60)):
+                        loop.call_soon_threadsafe(self.kick)
+                except Exception as exc:  # noqa: BLE001 - reconnect after any failure
+                    log.warning("IMAP IDLE failed (%s); reconnecting in 10s", exc)
+                    watcher.close()
+                    time.sleep(10)
+            watcher.close()
+
+        self.idle_thread = threading.Thread(target=watch, name="imap-idle", daemon=True)
+        self.idle_thread.start()
+
+    def housekeeping(self) -> None:
+        """Remove run dirs older than two weeks and stale worktrees; expire series."""
+        work = self.rules.state_dir / "work"
+        cutoff = time.time() - KEEP_RUN_DIRS_DAYS * 86400
+        if work.exists():
+            for run_dir in work.iterdir():
+                if run_dir.is_dir() and run_dir.stat().st_mtime < cutoff:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+        from . import git
+        git.git(self.rules.tree_path, "worktree", "prune")
+        self.kick()

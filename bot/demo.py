@@ -1,0 +1,82 @@
+"""``bpbot demo``: the real daemon loop over the sample list, with an
+in-process SMTP server on 127.0.0.1, then a summary and every reply sent."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+import logging
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from . import layout, status
+from . import sandbox as sandboxes
+from .daemon import Daemon
+from .state import State
+
+log = logging.getLogger(__name__)
+
+
+class Collector:
+    """aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's API
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                  bytes(envelope.original_content or envelope.content)))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_demo(workdir: Path | None, out) -> int:
+    started = time.monotonic()
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="bpbot-demo-"))
+    rules = layout.prepare(workdir)
+    collector = Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        rules = dataclasses.replace(rules, smtp=dataclasses.replace(rules.smtp, port=port))
+        state = State(rules.state_dir / "bpbot.sqlite")
+        sandbox = sandboxes.for_rules(rules)
+        daemon = Daemon(rules, state, sandbox, progress=lambda t: log.info("%s", t))
+        asyncio.run(daemon.run(until_idle=True, tick=0.5))
+    finally:
+        controller.stop()
+    elapsed = time.monotonic() - started
+    print(f"bpbot demo: working dir {workdir}", file=out)
+    print(f"SMTP server on 127.0.0.1:{port} received {len(collector.messages)} replies "
+          f"in {elapsed:.1f}s\n", file=out)
+    print(status.render_table(state), file=out)
+    for i, (sender, rcpts, raw) in enumerate(collector.messages, start=1):
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        print(f"\n{'=' * 72}\nReply {i} of {len(collector.messages)}  "
+              f"(envelope: {sender} -> {', '.join(rcpts)})\n{'=' * 72}", file=out)
+        for name in ("From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "References",
+                     "Auto-Submitted", "X-Loop", "X-bpbot-Verdict"):
+            if msg[name]:
+                print(f"{name}: {msg[name]}", file=out)
+        print("", file=out)
+        print(msg.get_content().rstrip(), file=out)
+    queued = state.one("SELECT COUNT(*) AS n FROM outbox WHERE state='queued'")["n"]
+    if queued:
+        print(f"\n{queued} replies are still queued", file=out)
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""Compiler diagnostics (``file:line[:col]: error|warning: text``) from a log."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+_DIAG = re.compile(
+    r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*"
+    r"(?P<severity>fatal error|error|warning):\s*(?P<text>.*)$"
+)
+# gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
+_CONTEXT = re.compile(r"^\s*(\d+)? \| ")
+_MAKE_ERR = re.compile(r"^(?:g?make(?:\[\d+\])?: \*\*\* .*|.*: No such file or directory)$")
+
+
+@dataclass
+class Diagnostic:
+    file: str
+    line: int
+    col: int
+    severity: str  # error, warning
+    text: str
+    context: list[str] = field(default_factory=list)
+
+    def location(self) -> str:
+        return f"{self.file}:{self.line}" + (f":{self.col}" if self.col else "")
+
+    def key(self) -> tuple[str, str, str]:
+        """Identity for comparing with a baseline: no line numbers, they shift."""
+        return (self.file, self.severity, self.text)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    current: Diagnostic | None = None
+    for raw_line in log.splitlines():
+        match = _DIAG.match(raw_line)
+        if match:
+            severity = "error" if "error" in match["severity"] else "warning"
+            current = Diagnostic(
+                file=_relative(match["file"], strip_prefixes), line=int(match["line"]),
+                col=int(match["col"] or 0), severity=severity, text=match["text"].strip(),
+            )
+            if len(out) < limit:
+                out.append(current)
+            continue
+        if current is not None and _CONTEXT.match(raw_line) and len(current.context) < 4:
+            current.context.append(raw_line.rstrip())
+        else:
+            current = None
+    return out
+
+
+def _relative(path: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        if prefix and path.startswith(prefix.rstrip("/") + "/"):
+            return path[len(prefix.rstrip("/")) + 1:]
+    return path
+
+
+def last_failure_lines(log: str, n: int = 5) -> list[str]:
+    """When there is no file:line diagnostic, the last telling lines of a log."""
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    telling = [ln for ln in lines if _MAKE_ERR.match(ln) or "rror" in ln]
+    return (telling or lines)[-n:]

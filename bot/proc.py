@@ -1,0 +1,160 @@
+"""The one subprocess wrapper: argument lists, cwd, a timeout nobody can skip,
+output captured with a size cap, the command logged."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_CAP = 4 * 1024 * 1024
+
+
+@dataclass
+class ProcResult:
+    args: list[str]
+    returncode: int | None  # None when killed at its timeout
+    output: str  # stdout and stderr interleaved, capped
+    duration: float
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+class ProcError(RuntimeError):
+    """The command could not be started at all (missing binary, bad cwd)."""
+
+
+def run(
+    args: list[str],
+    *,
+    cwd: str | Path | None = None,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+    input_bytes: bytes | None = None,
+    log_file: Path | None = None,
+) -> ProcResult:
+    """Run ``args`` and wait at most ``timeout`` seconds.
+
+    The child gets its own session so that a timeout kills the whole process
+    group (make, gcc, anything it started). Output beyond ``output_cap`` bytes
+    is read and dropped, so a child printing gigabytes neither blocks on a full
+    pipe nor fills memory. When ``log_file`` is given the captured output is
+    written there too.
+    """
+    args = [str(a) for a in args]
+    log.debug("run %s (cwd=%s, timeout=%ss)", args, cwd, timeout)
+    start = time.monotonic()
+    try:
+        child = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ProcError(f"cannot run {args[0]}: {exc}") from exc
+    if input_bytes is not None:
+        try:
+            child.stdin.write(input_bytes)
+        except BrokenPipeError:
+            pass
+        finally:
+            child.stdin.close()
+    chunks: list[bytes] = []
+    kept = 0
+    truncated = False
+    timed_out = False
+    deadline = start + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(child.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if not sel.select(min(remaining, 1.0)):
+                continue
+            data = os.read(child.stdout.fileno(), 65536)
+            if not data:
+                break
+            if kept < output_cap:
+                piece = data[: output_cap - kept]
+                chunks.append(piece)
+                kept += len(piece)
+                truncated = truncated or len(piece) < len(data)
+            else:
+                truncated = True
+    if timed_out:
+        _kill_group(child)
+    child.stdout.close()
+    try:
+        returncode = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(child)
+        returncode = child.wait()
+    output = b"".join(chunks).decode("utf-8", "replace")
+    if truncated:
+        output += f"\n[output truncated at {output_cap} bytes]\n"
+    if timed_out:
+        output += f"\n[killed after {timeout:g}s timeout]\n"
+    duration = time.monotonic() - start
+    result = ProcResult(
+        args=args,
+        returncode=None if timed_out else returncode,
+        output=output,
+        duration=duration,
+        timed_out=timed_out,
+        truncated=truncated,
+    )
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(f"$ {' '.join(args)}\n{output}", encoding="utf-8")
+    log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
+    return result
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+
+
+def run_all(commands: list[list[str]], **kwargs) -> ProcResult:
+    """Run argument lists in order, stopping at the first failure; one combined result.
+
+    The timeout covers all of them together; the output cap applies to the total.
+    """
+    timeout = kwargs.pop("timeout")
+    log_file = kwargs.pop("log_file", None)
+    start = time.monotonic()
+    outputs: list[str] = []
+    result: ProcResult | None = None
+    for args in commands:
+        left = timeout - (time.monotonic() - start)
+        result = run(args, timeout=max(left, 0.001), **kwargs)
+        outputs.append(f"$ {' '.join(result.args)}\n{result.output}")
+        if not result.ok:
+            break
+    assert result is not None, "no command to run"
+    result.output = "\n".join(outputs)
+    result.duration = time.monotonic() - start
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(result.output, encoding="utf-8")
+    return result

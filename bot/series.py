@@ -1,0 +1,172 @@
+"""Series assembly with b4's library (not our own threading).
+
+The spool is split into threads first (In-Reply-To / References), each
+thread gets its own ``LoreMailbox`` (mixing threads corrupts a series), and
+every ``get_series`` call gets a fresh mailbox (a second call on the same
+mailbox doubles the trailers). b4 never touches the network, and its
+configuration never comes from the host's git identity.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+
+import b4
+
+from . import mail
+
+log = logging.getLogger(__name__)
+_NOT_TAGS = re.compile(r"^(patch|rfc|resend|v\d+|\d+/\d+)$", re.I)
+
+
+def configure_b4(name: str, address: str) -> None:
+    """Set b4's globals once, from our rules only."""
+    b4.can_network = False
+    config = copy.deepcopy(b4.DEFAULT_CONFIG)
+    config["attestation-policy"] = "off"
+    config["attestation-check-dkim"] = "no"
+    config["listid-preference"] = ["*"]
+    config["gpgbin"] = "false"
+    b4.MAIN_CONFIG = config
+    b4.USER_CONFIG = {"name": name, "email": address}
+    logging.getLogger("b4").setLevel(logging.ERROR)
+
+
+@dataclass
+class Version:
+    """One version of a series as b4 sees it in one thread."""
+
+    key: str
+    revision: int
+    subject: str
+    author_name: str
+    author_addr: str
+    expected: int
+    present: list[int]
+    complete: bool
+    has_cover: bool
+    reply_to: str
+    thread_root: str
+    msgids: list[str]
+    base_commit: str = ""
+    tags: list[str] = field(default_factory=list)
+    trailers: int = 0
+    fingerprint: str = ""
+    am_mbox: bytes | None = None
+    problem: str = ""  # set when b4 could not make the am-ready mbox
+
+    @property
+    def missing(self) -> list[int]:
+        return [n for n in range(1, self.expected + 1) if n not in self.present]
+
+
+def thread_roots(links: list[tuple[str, str, list[str]]]) -> dict[str, str]:
+    """Union-find over (msgid, in_reply_to, references): msgid -> thread root.
+
+    Unknown parents still join threads (two replies to a lost message stay
+    together). The root is the smallest id of the set, so it is stable.
+    """
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+
+    for msgid, irt, refs in links:
+        find(msgid)
+        for other in ([irt] if irt else []) + list(refs):
+            union(msgid, other)
+    return {m: find(m) for m, _, _ in links}
+
+
+def assemble_thread(raws: list[bytes], thread_root: str) -> list[Version]:
+    """All series versions b4 finds in one thread's messages."""
+    msgs = [mail.parse_bytes(r) for r in raws]
+    probe = _mailbox(msgs)
+    versions = []
+    for revision in sorted(probe.series):
+        try:
+            version = _one_version(msgs, revision, thread_root)
+        except SystemExit as exc:  # b4 exits (e.g. on bidi characters) instead of raising
+            log.warning("b4 refused v%s in thread %s: exit %s", revision, thread_root, exc.code)
+            version = _fallback(probe, revision, thread_root,
+                                "b4 refused the series (it contains characters b4 will not "
+                                "apply, such as bidirectional control characters)")
+        except Exception as exc:  # noqa: BLE001 - one bad thread must not stop the others
+            log.exception("b4 failed on v%s in thread %s", revision, thread_root)
+            version = _fallback(probe, revision, thread_root, f"b4 failed: {exc}")
+        if version is not None:
+            versions.append(version)
+    return versions
+
+
+def _mailbox(msgs: list) -> b4.LoreMailbox:
+    box = b4.LoreMailbox()
+    for msg in msgs:
+        box.add_message(msg)
+    return box
+
+
+def _one_version(msgs: list, revision: int, thread_root: str) -> Version | None:
+    box = _mailbox(msgs)  # fresh for each get_series call
+    lser = box.get_series(revision, sloppytrailers=False, codereview_trailers=False)
+    if lser is None:
+        return None
+    version = _describe(lser, thread_root)
+    if version.complete:
+        am_msgs = lser.get_am_ready(noaddtrailers=False, addmysob=False, addlink=False,
+                                    allowbadchars=False)
+        buf = io.BytesIO()
+        b4.save_git_am_mbox(am_msgs, buf)
+        version.am_mbox = buf.getvalue()
+    return version
+
+
+def _fallback(probe: b4.LoreMailbox, revision: int, thread_root: str, problem: str) -> Version | None:
+    lser = probe.series.get(revision)
+    if lser is None:
+        return None
+    version = _describe(lser, thread_root)
+    version.problem = problem
+    return version
+
+
+def _describe(lser, thread_root: str) -> Version:
+    patches = [p for p in lser.patches[1:] if p is not None]
+    cover = lser.patches[0] if lser.has_cover else None
+    first = cover or (lser.patches[1] if len(lser.patches) > 1 and lser.patches[1] else None) \
+        or (patches[0] if patches else None)
+    subject = first.subject if first is not None else lser.subject
+    author = first if first is not None else None
+    addr = (author.fromemail if author else "") or ""
+    key = f"change-id:{lser.change_id}" if lser.change_id else \
+        f"{addr.lower()}|{' '.join(subject.lower().split())}"
+    present = [i for i, p in enumerate(lser.patches[1:], start=1) if p is not None]
+    tags: list[str] = []
+    if first is not None:
+        tags = [p for p in first.lsubject.prefixes if not _NOT_TAGS.match(p)]
+    trailers = sum(len(p.followup_trailers) for p in lser.patches if p is not None)
+    msgids = [p.msgid for p in lser.patches if p is not None]
+    complete = bool(lser.complete) or (present == list(range(1, lser.expected + 1)))
+    return Version(
+        key=key, revision=lser.revision, subject=subject,
+        author_name=(author.fromname if author else "") or "", author_addr=addr.lower(),
+        expected=lser.expected, present=present, complete=complete,
+        has_cover=cover is not None, reply_to=first.msgid if first else thread_root,
+        thread_root=thread_root, msgids=msgids, base_commit=lser.base_commit or "",
+        tags=tags, trailers=trailers, fingerprint=lser.fingerprint,
+    )
