@@ -40,7 +40,7 @@ def read_mail(path: Path) -> list[bytes]:
     head = path.open("rb").read(5)
     if head == b"From ":
         box = mailbox.mbox(path, factory=None, create=False)
-        return [box.get_bytes(k) for k in box]
+        return [box.get_bytes(k) for k in box.iterkeys()]
     return [path.read_bytes()]
 
 
@@ -62,7 +62,9 @@ def run_check(rules_path: Path | None, paths: list[Path], as_json: bool = False,
     configure_b4(rules.bot_name, rules.bot_address)
     spool.spool(state, "check", raws, bot_address=rules.bot_address, loop_id=rules.loop_id,
                 max_bytes=rules.max_message_bytes)
-    tracker.assemble(state, rules)
+    threaded = any(r["in_reply_to"] or r["refs"] != "[]" for r in state.query(
+        "SELECT in_reply_to, refs FROM messages"))
+    tracker.assemble(state, rules, one_thread=not threaded)
     tracker.expire(state, rules)
     progress = (lambda text: print(f"bpbot: {text}", file=sys.stderr, flush=True)) \
         if show_progress else None

@@ -37,10 +37,10 @@ class LocalSource:
             raise SourceError(f"{self.path} does not exist")
         if self.rules.source.kind == "maildir":
             box = mailbox.Maildir(self.path, factory=None, create=False)
-            return sorted(((key, box.get_bytes(key)) for key in box),
+            return sorted(((key, box.get_bytes(key)) for key in box.iterkeys()),
                           key=lambda kv: _maildir_order(box, kv[0]))
         box = mailbox.mbox(self.path, factory=None, create=False)
-        return [(str(key), box.get_bytes(key)) for key in box]
+        return [(str(key), box.get_bytes(key)) for key in box.iterkeys()]
 
     def poll(self) -> int:
         items = [(k, raw) for k, raw in self._read() if k not in self._seen]

@@ -21,8 +21,12 @@ KINDS_SQL = ",".join(f"'{k}'" for k in cls.SERIES_KINDS)
 OPEN_STATES = ("waiting", "ready")
 
 
-def assemble(state: State, rules: Rules) -> int:
-    """Re-assemble every thread with unassembled mail; returns versions touched."""
+def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
+    """Re-assemble every thread with unassembled mail; returns versions touched.
+
+    ``one_thread`` treats all mail as one thread: for ``bpbot check`` on
+    ``git format-patch`` output, whose files carry no threading headers.
+    """
     fresh = state.query(f"SELECT msgid FROM messages WHERE assembled = 0 AND kind IN ({KINDS_SQL})")
     if not fresh:
         _mark_rest(state)
@@ -33,6 +37,9 @@ def assemble(state: State, rules: Rules) -> int:
                                   f" ({KINDS_SQL}) AND (received_at >= ? OR assembled = 0)",
                                   (since,))]
     roots = series.thread_roots(links)
+    if one_thread and roots:
+        first = min(roots.values())
+        roots = {m: first for m in roots}
     members: dict[str, list[str]] = defaultdict(list)
     for msgid, root in roots.items():
         members[root].append(msgid)

@@ -19,12 +19,15 @@ void init_timer_key(struct timer_list *timer, unsigned int flags,
 
 #define init_timer(timer)	init_timer_key((timer), 0, #timer, NULL)
 
-#define setup_timer(timer, fn, data)				\
+#define __setup_timer(_timer, _fn, _data, _flags)		\
 	do {							\
-		init_timer(timer);				\
-		(timer)->function = (fn);			\
-		(timer)->data = (data);				\
+		init_timer_key((_timer), (_flags), #_timer, NULL);	\
+		(_timer)->function = (_fn);			\
+		(_timer)->data = (_data);			\
 	} while (0)
+
+#define setup_timer(timer, fn, data)				\
+	__setup_timer((timer), (fn), (data), 0)
 
 extern int mod_timer(struct timer_list *timer, unsigned long expires);
 extern int del_timer(struct timer_list *timer);

@@ -2,7 +2,7 @@
 #ifndef _LINUX_INIT_H
 #define _LINUX_INIT_H
 
-#define __init		__attribute__((__section__(".init.text"), __cold__))
-#define __exit		__attribute__((__section__(".exit.text"), __cold__))
+#define __init		__attribute__((__section__(".init.text")))
+#define __exit		__attribute__((__section__(".exit.text")))
 
 #endif /* _LINUX_INIT_H */
