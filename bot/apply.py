@@ -76,6 +76,7 @@ def remove_worktree(rules: Rules, path: Path) -> None:
 _PATCH_FAILED = re.compile(r"^Patch failed at (\d+) (.*)$", re.M)
 _APPLYING = re.compile(r"^Applying: (.*)$", re.M)
 _CONFLICT = re.compile(r"^CONFLICT \([^)]*\): .*? in (\S+)$", re.M)
+_LACKING = re.compile(r"^error: sha1 information is lacking or useless \((.+)\)\.$", re.M)
 _ERR_PATCH = re.compile(r"^error: (?:patch failed|.*: does not exist in index|.*: No such file or directory|"
                         r"could not build fake ancestor).*$", re.M)
 
@@ -93,6 +94,8 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
         unmerged = g.git(worktree, "diff", "--name-only", "--diff-filter=U")
         conflicts = [f for f in unmerged.output.split() if unmerged.ok]
     if not conflicts:
+        conflicts = sorted(set(_LACKING.findall(res.output)))
+    if not conflicts:
         conflicts = sorted({m.split(":")[2].strip() for m in _ERR_PATCH.findall(res.output)
                             if m.startswith("error: patch failed:") and m.count(":") >= 3})
     errors = [line for line in res.output.splitlines()
@@ -102,6 +105,6 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
     return ApplyResult(
         ok=False,
         applied=max(0, applied - 1) if failed else applied,
-        failed_patch=f"{int(failed.group(1))}/{failed.group(2)}" if failed else "",
+        failed_patch=f"{int(failed.group(1))} ({failed.group(2).strip()})" if failed else "",
         message=message, conflicts=conflicts, log=res.output,
     )

@@ -40,7 +40,7 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
     if res.timed_out:
         status, detail = TIMEOUT, f"timed out after {rules.build_timeout}s"
     elif res.ok:
-        status, detail = SUCCESS, _count(diags) or "ok"
+        status, detail = SUCCESS, _count(diags) or f"{res.duration:.1f}s"
     else:
         status, detail = FAILED, _count(diags) or f"exit {res.returncode}"
     return StepResult("build", status, kernel=kernel.name, detail=detail, diagnostics=diags,

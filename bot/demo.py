@@ -44,10 +44,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def _feed_and_serve(daemon: Daemon, maildir: Path) -> None:
+    """Mail reaches the list one message at a time, as it would in real life:
+    a v2 sent after the v1 reply is tested on its own, not superseding v1."""
+    for index, src in enumerate(layout.sample_list()):
+        layout.deliver(maildir, src, index)
+        log.info("list: delivered %s", src.name)
+        await daemon.process()
+    await daemon.run(until_idle=True, tick=0.5)
+
+
 def run_demo(workdir: Path | None, out) -> int:
     started = time.monotonic()
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bpbot-demo-"))
-    rules = layout.prepare(workdir)
+    rules = layout.prepare(workdir, with_list=False)
     collector = Collector()
     port = free_port()
     controller = Controller(collector, hostname="127.0.0.1", port=port)
@@ -57,7 +67,7 @@ def run_demo(workdir: Path | None, out) -> int:
         state = State(rules.state_dir / "bpbot.sqlite")
         sandbox = sandboxes.for_rules(rules)
         daemon = Daemon(rules, state, sandbox, progress=lambda t: log.info("%s", t))
-        asyncio.run(daemon.run(until_idle=True, tick=0.5))
+        asyncio.run(_feed_and_serve(daemon, rules.source.path))
     finally:
         controller.stop()
     elapsed = time.monotonic() - started

@@ -26,8 +26,10 @@ def prepare(workdir: Path, with_list: bool = True) -> config.Rules:
         shutil.rmtree(tree, ignore_errors=True)
         shutil.copytree(DATA / "tree", tree)
         _commit_tree(tree)
+    make_maildir(workdir / "list")
     if with_list:
-        write_maildir(workdir / "list", sorted((DATA / "list").glob("*.eml")))
+        for i, src in enumerate(sample_list()):
+            deliver(workdir / "list", src, i)
     return config.load(config.DEMO_RULES, base_dir=workdir)
 
 
@@ -41,11 +43,20 @@ def _commit_tree(tree: Path) -> None:
             raise RuntimeError(f"git {' '.join(args)} failed in {tree}: {res.output}")
 
 
-def write_maildir(path: Path, files: list[Path]) -> None:
-    """A Maildir whose delivery order is the order of ``files``."""
+def sample_list() -> list[Path]:
+    """The sample list's mails, in arrival order."""
+    return sorted((DATA / "list").glob("*.eml"))
+
+
+def make_maildir(path: Path) -> None:
     for sub in ("new", "cur", "tmp"):
         (path / sub).mkdir(parents=True, exist_ok=True)
-    for i, src in enumerate(files):
-        dest = path / "new" / f"{1767600000 + i}.{i:04d}_{src.stem}.bpbot-demo"
-        if not dest.exists():
-            shutil.copyfile(src, dest)
+
+
+def deliver(maildir: Path, src: Path, index: int) -> None:
+    """Deliver one mail; Maildir names sort in delivery order."""
+    dest = maildir / "new" / f"{1767600000 + index}.{index:04d}_{src.stem}.bpbot-demo"
+    if not dest.exists():
+        tmp = maildir / "tmp" / dest.name
+        shutil.copyfile(src, tmp)
+        tmp.rename(dest)

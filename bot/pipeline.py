@@ -74,11 +74,13 @@ def _execute(rules: Rules, sandbox: Sandbox, version: dict, workdir: Path, run_i
     if result.ok:
         step.detail = f"{result.applied} patch{'es' if result.applied != 1 else ''} applied"
     else:
-        where = f"patch {result.failed_patch}" if result.failed_patch else "the series"
-        step.detail = f"{where} does not apply"
+        step.detail = f"patch {result.failed_patch.split()[0]} failed" if result.failed_patch \
+            else "failed"
+        where = f"Patch {result.failed_patch}" if result.failed_patch else "The series"
+        explain = [f"{where} does not apply to {base.ref} at {base.commit[:12]}."]
         if result.conflicts:
-            step.detail += "; conflicts in " + ", ".join(result.conflicts)
-        step.tail = result.message.splitlines()[:8]
+            explain.append("Conflicting files: " + ", ".join(result.conflicts) + ".")
+        step.tail = [" ".join(explain), "git am said:"] + result.message.splitlines()[:8]
     outcome.steps.append(step)
     if not result.ok:
         outcome.steps += [StepResult("generate", SKIPPED, detail="not applied")]

@@ -62,15 +62,9 @@ def _wrap(text: str, indent: str = "") -> list[str]:
 
 
 def _code(line: str, indent: str = "  ") -> list[str]:
-    """A log or command line: kept whole up to the width, then wrapped with a marker."""
-    line = indent + line.rstrip()
-    if len(line) <= WIDTH:
-        return [line]
-    out, rest = [], line
-    while len(rest) > WIDTH:
-        out.append(rest[: WIDTH - 1] + "\\")
-        rest = indent + "  " + rest[WIDTH - 1:]
-    return out + [rest]
+    """A compiler line or a command, verbatim: wrapping would break grep and copy-paste,
+    so these are the only lines allowed past 72 columns."""
+    return [indent + line.rstrip()]
 
 
 def _headline(target: Target, outcome: RunOutcome) -> str:
@@ -108,9 +102,9 @@ def _failures(steps: list[StepResult], max_diags: int = 3) -> list[str]:
         where = f"{s.name} on {s.kernel}" if s.kernel else s.name
         errors = s.errors or s.diagnostics
         out.append("")
-        out.append(f"{where}: {s.detail}" if len(errors) <= max_diags
-                   else f"{where}: {s.detail} (first {max_diags} shown)")
-        for d in errors[:max_diags]:
+        out.append(f"{where}: {s.detail}")
+        unique = list({(d.location(), d.text): d for d in errors}.values())
+        for d in unique[:max_diags]:
             out.extend(_code(f"{d.location()}: {d.severity}: {d.text}"))
             for ctx in d.context[:3]:
                 out.extend(_code(ctx, indent="    "))
@@ -123,15 +117,16 @@ def _failures(steps: list[StepResult], max_diags: int = 3) -> list[str]:
 def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
     broken = [s for s in outcome.steps if s.name == "build" and s.broken]
     kernels = [rules.kernel(s.kernel) for s in broken] or rules.kernels[:1]
+    applied = outcome.verdict != NOT_APPLIED
     tree = rules.tree_url or str(rules.tree_path)
     lines = [f"git clone {tree} backports && cd backports",
              f"git checkout {outcome.base_commit[:12]}",
              f"git am -3 {outcome.mbox_name}   # this series, e.g. from: b4 mbox <message-id>"]
-    for command in rules.generate_commands:
+    for command in rules.generate_commands if applied else []:
         lines.append(" ".join(expand(command, dict(
             tree=".", output="../out", upstream=rules.upstream or "<upstream-src>",
             jobs=rules.build_jobs, python="python3"))))
-    for k in kernels:
+    for k in kernels if applied else []:
         for command in rules.build_commands:
             lines.append(" ".join(expand(command, dict(
                 output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=k.path,
@@ -161,9 +156,9 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
                    f"({outcome.base_reason})")
     lines += ["", *_table(rules, outcome.steps)]
     apply = next((s for s in outcome.steps if s.name == "apply"), None)
-    if apply is not None and apply.status == FAILED:
-        lines += [""] + _wrap(apply.detail)
-        for line in apply.tail:
+    if apply is not None and apply.status == FAILED and apply.tail:
+        lines += [""] + _wrap(apply.tail[0]) + [""] + _wrap(apply.tail[1])
+        for line in apply.tail[2:]:
             lines.extend(_code(line))
     fails = _failures([s for s in outcome.steps if s.name != "apply"])
     if fails:
