@@ -93,10 +93,24 @@ def thread_roots(links: list[tuple[str, str, list[str]]]) -> dict[str, str]:
     return {m: find(m) for m, _, _ in links}
 
 
-def assemble_thread(raws: list[bytes], thread_root: str) -> list[Version]:
-    """All series versions b4 finds in one thread's messages."""
-    msgs = [mail.parse_bytes(r) for r in raws]
-    probe = _mailbox(msgs)
+def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str) -> list[Version]:
+    """All series versions b4 finds in one thread's messages: raw bytes, or
+    (spooled msgid, raw bytes) so mail without a Message-ID keeps its spool id."""
+    msgs = []
+    for item in raws:
+        msgid, raw = item if isinstance(item, tuple) else ("", item)
+        msg = mail.parse_bytes(raw)
+        if not mail.normalise_msgid(mail.header(msg, "Message-ID")):
+            msgid = msgid or mail.message_id(msg, raw)[0]
+            # b4 refuses mail without a Message-ID; give it the id we spooled it by.
+            del msg["Message-ID"]
+            msg["Message-ID"] = f"<{msgid}>"
+        msgs.append(msg)
+    try:
+        probe = _mailbox(msgs)
+    except Exception:  # noqa: BLE001 - one bad thread must not stop the others
+        log.exception("b4 could not read thread %s", thread_root)
+        return []
     versions = []
     for revision in sorted(probe.series):
         try:

@@ -18,18 +18,24 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA = Path(__file__).resolve().parent.parent / "state" / "schema.sql"
+# state/migrations/NNN_name.sql, applied once each, in order, in one transaction.
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "state" / "migrations"
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
+def migrations() -> list[Path]:
+    files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
+    numbers = [int(f.name[:3]) for f in files]
+    if numbers != list(range(1, len(files) + 1)):
+        raise RuntimeError(f"migrations in {MIGRATIONS_DIR} must be numbered 001, 002, ... "
+                           f"without gaps; found {[f.name for f in files]}")
+    return files
+
+
+def _apply(db: sqlite_utils.Database, script: Path) -> None:
     # executescript() would COMMIT our transaction; run statement by statement.
-    for statement in SCHEMA.read_text(encoding="utf-8").split(";\n"):
+    for statement in script.read_text(encoding="utf-8").split(";\n"):
         if statement.strip():
             db.conn.execute(statement)
-
-
-# Append only; each entry runs once, in order, inside one transaction.
-MIGRATIONS = [_migration_1]
 
 
 class State:
@@ -76,11 +82,14 @@ class State:
             db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             current = int(row[0]) if row else 0
-            for number, step in enumerate(MIGRATIONS, start=1):
-                if number > current:
-                    step(db)
+            files = migrations()
+            if current > len(files):
+                raise RuntimeError(f"{self.path} has schema version {current}, newer than this "
+                                   f"bpbot ({len(files)}); upgrade bpbot")
+            for script in files[current:]:
+                _apply(db, script)
             db.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                            (str(len(MIGRATIONS)),))
+                            (str(len(files)),))
 
     # --- small helpers -------------------------------------------------
 

@@ -47,8 +47,8 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     count = 0
     for root in sorted(touched):
         ids = members[root]
-        raws = [bytes(r["raw"]) for r in state.query(
-            f"SELECT raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
+        raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+            f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
             " ORDER BY received_at, msgid", ids)]
         versions = series.assemble_thread(raws, root)
         with state.tx() as db:

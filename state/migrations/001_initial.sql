@@ -1,4 +1,4 @@
--- bpbot state, schema version 1. Applied by bot/state.py at start.
+-- bpbot state, migration 001. Applied once by bot/state.py at start.
 
 -- Raw mail, spooled before anything else happens to it.
 CREATE TABLE messages (

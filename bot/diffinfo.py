@@ -1,0 +1,53 @@
+"""What a series' diff touches, read with unidiff from the am-ready mbox."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from unidiff import PatchSet
+from unidiff.errors import UnidiffParseError
+
+log = logging.getLogger(__name__)
+_DIFF_START = re.compile(r"^diff --git ", re.M)
+
+
+@dataclass
+class FileChange:
+    path: str
+    added: list[str] = field(default_factory=list)    # added lines, without the '+'
+    removed: list[str] = field(default_factory=list)  # removed lines, without the '-'
+
+
+def changes(mbox: bytes) -> list[FileChange]:
+    """Every file the series changes, with its added and removed lines, merged per path."""
+    text = mbox.decode("utf-8", "replace")
+    merged: dict[str, FileChange] = {}
+    # One PatchSet per mail: commit messages between patches confuse the parser.
+    for chunk in re.split(r"^From (?:[0-9a-f]{40}|git@z|mboxrd@z) ", text, flags=re.M):
+        start = _DIFF_START.search(chunk)
+        if not start:
+            continue
+        diff = chunk[start.start():].split("\n-- \n", 1)[0]
+        try:
+            patch = PatchSet(diff)
+        except UnidiffParseError as exc:
+            log.warning("diff not readable by unidiff: %s", exc)
+            continue
+        for pf in patch:
+            path = pf.target_file[2:] if pf.target_file.startswith("b/") else pf.path
+            if pf.is_removed_file:
+                path = pf.source_file[2:] if pf.source_file.startswith("a/") else pf.path
+            fc = merged.setdefault(path, FileChange(path))
+            for hunk in pf:
+                for line in hunk:
+                    if line.is_added:
+                        fc.added.append(line.value.rstrip("\n"))
+                    elif line.is_removed:
+                        fc.removed.append(line.value.rstrip("\n"))
+    return list(merged.values())
+
+
+def touched_paths(mbox: bytes) -> list[str]:
+    return sorted(c.path for c in changes(mbox))
