@@ -9,6 +9,7 @@ demo: setup
 	.venv/bin/bpbot demo
 
 test: setup
+	deploy/install-kernel-headers.sh >/dev/null
 	.venv/bin/python -m pytest -q
 	.venv/bin/ruff check bot tests bench
 

@@ -27,9 +27,15 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
     values = dict(output=output, tree=output, upstream=rules.upstream or "",
                   kernel_path=kernel.path, kernel_version=kernel.version, kernel_name=kernel.name,
                   build_dir=build_dir, jobs=1, python=sys.executable)
+    cache = ccache_dir(rules)
+    writable = [build_dir] + ([cache] if cache else [])
     wrapped = [sandbox.wrap(expand(c, values), readonly=[output, kernel.path],
-                            writable=[build_dir], cwd=output) for c in rules.build_commands]
-    env = wrapped[0][1]
+                            writable=writable, cwd=output) for c in rules.build_commands]
+    env = dict(wrapped[0][1])
+    if cache:
+        # Debian's ccache masquerade dir puts ccache in front of gcc/cc.
+        env["PATH"] = f"{CCACHE_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        env["CCACHE_DIR"] = str(cache)
     try:
         res = proc.run_all([argv for argv, _ in wrapped], cwd=output, timeout=rules.build_timeout, env=env,
                        output_cap=rules.output_cap, log_file=log_file)
@@ -48,16 +54,35 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
                       tail=[] if res.ok or diags else last_failure_lines(res.output))
 
 
-def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path, workdir: Path,
+CCACHE_BIN = "/usr/lib/ccache"
+
+
+def ccache_dir(rules: Rules) -> Path | None:
+    """The shared compiler cache, when the rules want it and ccache is installed."""
+    if not rules.ccache or not Path(CCACHE_BIN, "gcc").exists():
+        return None
+    path = rules.state_dir / "ccache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
+              build_root: Path, log_dir: Path,
               progress: Callable[[str], None] | None = None) -> list[StepResult]:
+    """Build on ``kernels`` in parallel; build dirs at ``build_root/<kernel>``, which
+    stay the same from run to run so that ccache hits."""
+    if not kernels:
+        return []
+
     def one(kernel: Kernel) -> StepResult:
-        result = build_one(rules, sandbox, kernel, output, workdir / "build" / kernel.name,
-                           workdir / "logs" / f"build-{kernel.name}.log")
+        result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,
+                           log_dir / f"build-{kernel.name}.log")
         if progress:
             progress(f"build {kernel.name}: {result.status} ({result.detail})")
         return result
 
-    with ThreadPoolExecutor(max_workers=rules.build_jobs, thread_name_prefix="build") as pool:
+    with ThreadPoolExecutor(max_workers=min(rules.build_jobs, len(kernels)),
+                            thread_name_prefix="build") as pool:
         return list(pool.map(one, kernels))
 
 

@@ -66,6 +66,19 @@ class Kernel:
 
 
 @dataclass(frozen=True)
+class CommandRules:
+    """[commands]: mail commands and subscriptions (bot/commands.py)."""
+
+    max_lines: int = 5
+    maintainers: tuple[str, ...] = ()
+    per_sender_per_hour: int = 10
+    overall_per_hour: int = 60
+    token_days: int = 3
+    subaddress: bool = False
+    require_dkim: bool = False
+
+
+@dataclass(frozen=True)
 class Rules:
     file: str
     base_dir: Path
@@ -92,11 +105,23 @@ class Rules:
     output_cap: int
     sandbox: str
     kernels: list[Kernel]
+    subset_full: bool
+    subset_paths: list[tuple[str, str]]
+    ccache: bool
     grace_seconds: int
     window_days: int
     max_message_bytes: int
     max_patches: int
+    # [limits] for untrusted code (bot/limits.py); 0 means no limit.
+    max_diff_bytes: int = 5 * 1024 * 1024
+    build_address_space: int = 4 * 1024 ** 3
+    build_cpu_seconds: int = 1800
+    build_file_size: int = 1024 ** 3
+    build_pids: int = 512
+    build_open_files: int = 1024
+    build_tmp_size: int = 1024 ** 3
     extra: dict[str, Any] = field(default_factory=dict)
+    commands: CommandRules = field(default_factory=CommandRules)
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -253,12 +278,14 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         build_timeout=build.duration("timeout", 1800),
         output_cap=build.positive("output_cap", 4 * 1024 * 1024),
         sandbox=build.get("sandbox", str, "bwrap"),
+        ccache=build.get("ccache", bool, True),
     )
     if rules_kw["sandbox"] not in ("bwrap", "none"):
         raise build.fail("sandbox", f"must be \"bwrap\" or \"none\", not {rules_kw['sandbox']!r}")
     build.done()
 
     rules_kw["kernels"] = _kernels(top, file, base)
+    rules_kw.update(_subset(top.table("subset")))
 
     series = top.table("series")
     rules_kw.update(
@@ -270,10 +297,42 @@ def parse(data: dict, file: str, base: Path) -> Rules:
     rules_kw.update(
         max_message_bytes=limits.positive("max_message_bytes", 10 * 1024 * 1024),
         max_patches=limits.positive("max_patches", 100),
+        max_diff_bytes=_size(limits, "max_diff_bytes", 5 * 1024 * 1024, zero=False),
+        build_address_space=_size(limits, "build_address_space", 4 * 1024 ** 3),
+        build_cpu_seconds=limits.duration("build_cpu_time", "30m"),
+        build_file_size=_size(limits, "build_file_size", 1024 ** 3),
+        build_pids=_count(limits, "build_pids", 512),
+        build_open_files=_count(limits, "build_open_files", 1024),
+        build_tmp_size=_size(limits, "build_tmp_size", 1024 ** 3),
     )
     limits.done()
+    rules_kw["commands"] = _commands(top.table("commands"))
     top.done()
     return Rules(file=file, base_dir=base, **rules_kw)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.I)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+
+
+def _size(table: _Table, key: str, default: int, zero: bool = True) -> int:
+    """Bytes, as an integer or like "512M", "4G"; 0 (no limit) only when ``zero``."""
+    value = table.get(key, (int, str), default)
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise table.fail(key, f"must be bytes or like '512K', '64M', '4G', not {value!r}")
+        value = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if value < 0 or (value == 0 and not zero):
+        raise table.fail(key, f"must be {'0 (no limit) or ' if zero else ''}positive, not {value}")
+    return value
+
+
+def _count(table: _Table, key: str, default: int) -> int:
+    value = table.get(key, int, default)
+    if value < 0:
+        raise table.fail(key, f"must be 0 (no limit) or positive, not {value}")
+    return value
 
 
 def _source(src: _Table, base: Path) -> Source:
@@ -303,6 +362,24 @@ def _source(src: _Table, base: Path) -> Source:
     return out
 
 
+def _commands(table: _Table) -> CommandRules:
+    """The optional [commands] table (mail commands, issue 4)."""
+    maintainers = table.get("maintainers", list, [])
+    for i, addr in enumerate(maintainers):
+        if not isinstance(addr, str) or "@" not in addr:
+            raise table.fail("maintainers", f"entry {i} must be a mail address, not {addr!r}")
+    out = CommandRules(
+        max_lines=table.positive("max_lines", 5),
+        maintainers=tuple(a.strip().lower() for a in maintainers),
+        per_sender_per_hour=table.positive("per_sender_per_hour", 10),
+        overall_per_hour=table.positive("overall_per_hour", 60),
+        token_days=table.positive("token_days", 3),
+        subaddress=table.get("subaddress", bool, False),
+        require_dkim=table.get("require_dkim", bool, False),
+    )
+    table.done()
+    return out
+
 def _smtp(smtp: _Table, base: Path) -> Smtp:
     out = Smtp(
         host=smtp.get("host", str, "127.0.0.1"),
@@ -318,6 +395,69 @@ def _smtp(smtp: _Table, base: Path) -> Smtp:
     return out
 
 
+# Path rules when the rules give none: glob -> policy (see bot/subset.py).
+DEFAULT_SUBSET_PATHS = [
+    ("devel/**", "none"), ("*.md", "none"), ("README*", "none"),
+    ("dependencies", "versions"),
+    ("patches/**", "edges"), ("*.cocci", "edges"), ("gentree.py", "edges"),
+    ("copy-list", "edges"), ("lib/**", "edges"),
+]
+SUBSET_POLICIES = ("none", "guards", "versions", "edges")
+
+
+def _subset(table: _Table) -> dict[str, Any]:
+    full = table.get("full", bool, False)
+    raw = table.get("paths", list, None)
+    paths = list(DEFAULT_SUBSET_PATHS)
+    if raw is not None:
+        paths = []
+        for i, item in enumerate(raw):
+            t = _Table(table.file, f"{table.prefix}.paths[{i}]", item)
+            glob, policy = t.get("glob", str), t.get("policy", str)
+            if policy not in SUBSET_POLICIES:
+                raise t.fail("policy", f"must be one of {', '.join(SUBSET_POLICIES)}, not {policy!r}")
+            t.done()
+            paths.append((glob, policy))
+    table.done()
+    return dict(subset_full=full, subset_paths=paths)
+
+
+def _natural(text: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def _kernel_path(t: _Table, base: Path) -> Path:
+    """A path, or a glob whose newest match (version order) is taken, for
+    Debian's linux-headers-6.1.0-NN-amd64 that change with each stable update."""
+    raw = t.get("path", str)
+    if not any(c in raw for c in "*?["):
+        return _path(base, raw)
+    pattern = _path(base, raw)
+    matches = sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))),
+                     key=lambda p: _natural(p.name))
+    if not matches:
+        raise t.fail("path", f"no directory matches {raw!r} (are the kernel headers installed?)")
+    return matches[-1]
+
+
+def _detect_version(t: _Table, path: Path) -> str:
+    """MAJOR.PATCHLEVEL.SUBLEVEL from a kernel build dir's generated version.h."""
+    for rel in ("include/generated/uapi/linux/version.h", "include/linux/version.h"):
+        try:
+            text = (path / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        parts = [re.search(rf"#define LINUX_VERSION_{n}\s+(\d+)", text)
+                 for n in ("MAJOR", "PATCHLEVEL", "SUBLEVEL")]
+        if all(parts):
+            return ".".join(m.group(1) for m in parts)
+        code = re.search(r"#define LINUX_VERSION_CODE\s+(\d+)", text)
+        if code:
+            c = int(code.group(1))
+            return f"{c >> 16}.{(c >> 8) & 255}.{c & 255}"
+    raise t.fail("version", f"is \"auto\" but no version.h with a version was found in {path}")
+
+
 def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
     raw = top.get("kernels", list)
     if not raw:
@@ -325,16 +465,18 @@ def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
     kernels = []
     for i, item in enumerate(raw):
         t = _Table(file, f"kernels[{i}]", item)
+        path = _kernel_path(t, base)
         version = t.get("version", str)
+        if version == "auto":
+            version = _detect_version(t, path)
         if not re.match(r"^\d+\.\d+(\.\d+)?", version):
-            raise t.fail("version", f"must look like 6.1 or 6.1.140, not {version!r}")
-        k = Kernel(name=t.get("name", str), version=version, path=_path(base, t.get("path", str)))
+            raise t.fail("version", f"must look like 6.1 or 6.1.140 (or \"auto\"), not {version!r}")
+        k = Kernel(name=t.get("name", str), version=version, path=path)
         t.done()
         if any(k.name == other.name for other in kernels):
             raise t.fail("name", f"duplicate kernel name {k.name!r}")
         kernels.append(k)
     return sorted(kernels, key=lambda k: k.version_tuple)
-
 
 def expand(command: list[str], values: dict[str, Any]) -> list[str]:
     """Fill ``{placeholders}`` in an argument list (no shell involved)."""

@@ -11,6 +11,7 @@ _DIAG = re.compile(
 )
 # gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
 _CONTEXT = re.compile(r"^\s*(\d+)? \| ")
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 _MAKE_ERR = re.compile(r"^(?:g?make(?:\[\d+\])?: \*\*\* .*|.*: No such file or directory)$")
 
 
@@ -22,16 +23,38 @@ class Diagnostic:
     severity: str  # error, warning
     text: str
     context: list[str] = field(default_factory=list)
+    new: bool = True  # False when the base has the same diagnostic
 
     def location(self) -> str:
         return f"{self.file}:{self.line}" + (f":{self.col}" if self.col else "")
 
     def key(self) -> tuple[str, str, str]:
-        """Identity for comparing with a baseline: no line numbers, they shift."""
-        return (self.file, self.severity, self.text)
+        """Identity for comparing with a baseline: no line or column numbers (they
+        shift when the series edits the file), quotes and spacing normalised."""
+        text = self.text.translate(_QUOTES)
+        return (self.file, self.severity, " ".join(text.split()))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Diagnostic:
+        known = {k: data[k] for k in ("file", "line", "col", "severity", "text", "context", "new")
+                 if k in data}
+        return cls(**known)
+
+
+def mark_new(series: list[Diagnostic], base: list[Diagnostic]) -> None:
+    """Mark which of ``series`` the base does not have (a multiset comparison)."""
+    left: dict[tuple, int] = {}
+    for d in base:
+        left[d.key()] = left.get(d.key(), 0) + 1
+    for d in series:
+        if left.get(d.key(), 0) > 0:
+            left[d.key()] -= 1
+            d.new = False
+        else:
+            d.new = True
 
 
 def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> list[Diagnostic]:

@@ -18,6 +18,7 @@ class FileChange:
     path: str
     added: list[str] = field(default_factory=list)    # added lines, without the '+'
     removed: list[str] = field(default_factory=list)  # removed lines, without the '-'
+    added_lines: list[int] = field(default_factory=list)  # their line numbers in the new file
 
 
 def changes(mbox: bytes) -> list[FileChange]:
@@ -44,6 +45,7 @@ def changes(mbox: bytes) -> list[FileChange]:
                 for line in hunk:
                     if line.is_added:
                         fc.added.append(line.value.rstrip("\n"))
+                        fc.added_lines.append(line.target_line_no)
                     elif line.is_removed:
                         fc.removed.append(line.value.rstrip("\n"))
     return list(merged.values())

@@ -1,18 +1,19 @@
-"""Pipeline: test one series version (apply -> generate -> build -> report).
+"""Pipeline: test one series version.
 
-The run, its steps and the reply are written in one transaction at the end,
-so a crash mid-run leaves the version ``running`` and it is simply run again.
+apply -> choose the kernel subset -> baseline (cached) -> generate -> build
+-> compare with the base -> report. The run, its steps and the reply are
+written in one transaction at the end, so a crash mid-run leaves the version
+``running`` and it is simply run again.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import apply, build, generate, outbox, report, tracker
+from . import apply, baseline, build, diffinfo, generate, matrix, outbox, report, subset, tracker
 from .config import Rules
 from .sandbox import Sandbox
 from .state import State, dumps, loads, now
@@ -20,6 +21,7 @@ from .steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+MAX_INFRA_RETRIES = 3
 
 
 def next_ready(state: State) -> dict | None:
@@ -39,67 +41,95 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict,
         run_id = db.conn.execute(
             "INSERT INTO runs (version_id, state, started_at) VALUES (?, 'running', ?)",
             (version["id"], now())).lastrowid
-    workdir = rules.state_dir / "work" / f"run-{run_id}"
+    run_dir = rules.state_dir / "work" / f"run-{run_id}"
+    paths = baseline.WorkPaths(rules.state_dir / "work")
     say(f"v{version['revision']} {version['subject']!r}: run {run_id}")
     try:
-        outcome = _execute(rules, sandbox, version, workdir, run_id, say)
+        outcome = _execute(state, rules, sandbox, version, run_dir, paths, run_id, say)
     except Exception as exc:  # noqa: BLE001 - an infra failure is never the patch's fault
         log.exception("run %d failed inside the bot", run_id)
         outcome = report.RunOutcome("", "", "", [StepResult("apply", INFRA, detail=str(exc))],
                                     run_id=run_id)
     finally:
-        apply.remove_worktree(rules, workdir / "src")
-        shutil.rmtree(workdir / "out", ignore_errors=True)
-        shutil.rmtree(workdir / "build", ignore_errors=True)
-    _finish(state, rules, version, run_id, workdir, outcome)
+        apply.remove_worktree(rules, paths.src)
+    _finish(state, rules, version, run_id, run_dir, outcome)
     say(f"run {run_id}: {outcome.verdict}")
     return outcome
 
 
-def _execute(rules: Rules, sandbox: Sandbox, version: dict, workdir: Path, run_id: int,
-             say: Progress) -> report.RunOutcome:
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    mbox = bytes(version["am_mbox"] or b"")
-    (workdir / "series.mbox").write_bytes(mbox)
-    base = apply.choose_base(rules, version["base_commit"], loads(version["tags"], []))
-    outcome = report.RunOutcome(base.ref, base.commit, base.reason, [], run_id=run_id)
-    src = workdir / "src"
-    apply.add_worktree(rules, base, src)
-    say(f"apply {len(loads(version['present'], []))} patch(es) on {base.ref} {base.commit[:12]}")
+def _apply_step(rules: Rules, base: apply.Base, src: Path, mbox: bytes, logs: Path) -> StepResult:
     started = time.time()
     result = apply.am(rules, src, mbox, logs / "apply.log")
     step = StepResult("apply", SUCCESS if result.ok else FAILED, started_at=started,
                       duration=time.time() - started, log_path=str(logs / "apply.log"))
     if result.ok:
         step.detail = f"{result.applied} patch{'es' if result.applied != 1 else ''} applied"
-    else:
-        step.detail = f"patch {result.failed_patch.split()[0]} failed" if result.failed_patch \
-            else "failed"
-        where = f"Patch {result.failed_patch}" if result.failed_patch else "The series"
-        explain = [f"{where} does not apply to {base.ref} at {base.commit[:12]}."]
-        if result.conflicts:
-            explain.append("Conflicting files: " + ", ".join(result.conflicts) + ".")
-        step.tail = [" ".join(explain), "git am said:"] + result.message.splitlines()[:8]
+        return step
+    step.detail = f"patch {result.failed_patch.split()[0]} failed" if result.failed_patch \
+        else "failed"
+    where = f"Patch {result.failed_patch}" if result.failed_patch else "The series"
+    explain = [f"{where} does not apply to {base.ref} at {base.commit[:12]}."]
+    if result.conflicts:
+        explain.append("Conflicting files: " + ", ".join(result.conflicts) + ".")
+    step.tail = [" ".join(explain), "git am said:"] + result.message.splitlines()[:8]
+    return step
+
+
+def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_dir: Path,
+             paths: baseline.WorkPaths, run_id: int, say: Progress) -> report.RunOutcome:
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    mbox = bytes(version["am_mbox"] or b"")
+    (run_dir / "series.mbox").write_bytes(mbox)
+    base = apply.choose_base(rules, version["base_commit"], loads(version["tags"], []))
+    outcome = report.RunOutcome(base.ref, base.commit, base.reason, [], run_id=run_id)
+    apply.add_worktree(rules, base, paths.src)
+    say(f"apply {len(loads(version['present'], []))} patch(es) on {base.ref} {base.commit[:12]}")
+    step = _apply_step(rules, base, paths.src, mbox, logs)
     outcome.steps.append(step)
-    if not result.ok:
-        outcome.steps += [StepResult("generate", SKIPPED, detail="not applied")]
-        outcome.steps += [StepResult("build", SKIPPED, kernel=k.name, detail="not applied")
-                          for k in rules.kernels]
+    if step.status != SUCCESS:
+        outcome.steps.append(StepResult("generate", SKIPPED, detail="not applied"))
+        outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "the series does not apply")
+                           for k in rules.kernels]
         return outcome
+
+    def read_new(path: str) -> str | None:
+        try:
+            return (paths.src / path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+
+    choice = subset.choose(rules, diffinfo.changes(mbox), full=bool(version.get("force_full")),
+                           read_new=read_new)
+    outcome.choice = choice
+    if not choice.generate:
+        outcome.steps.append(StepResult("generate", SKIPPED, detail="nothing to build"))
+        outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, choice.note)
+                           for k in rules.kernels]
+        return outcome
+    say(f"kernels: {', '.join(k.name for k in choice.kernels)}")
+    base_results = baseline.ensure(state, rules, sandbox, base, choice.kernels, paths, say)
     say("generate")
-    gen = generate.generate(rules, sandbox, src, workdir / "out", logs / "generate.log")
+    gen = generate.generate(rules, sandbox, paths.src, paths.out, logs / "generate.log")
     outcome.steps.append(gen)
-    if gen.status != SUCCESS:
-        outcome.steps += [StepResult("build", SKIPPED, kernel=k.name, detail="generation failed")
-                          for k in rules.kernels]
-        return outcome
-    say(f"build on {len(rules.kernels)} kernel(s), {rules.build_jobs} at a time")
-    outcome.steps += build.build_all(rules, sandbox, rules.kernels, workdir / "out", workdir, say)
+    builds: dict[str, StepResult] = {}
+    if gen.status == SUCCESS:
+        say(f"build on {len(choice.kernels)} kernel(s), {rules.build_jobs} at a time")
+        for s in build.build_all(rules, sandbox, choice.kernels, paths.out, paths.build, logs, say):
+            builds[s.kernel] = s
+    else:
+        for k in choice.kernels:
+            builds[k.name] = StepResult("build", SKIPPED, kernel=k.name,
+                                        detail=f"generation {gen.status}")
+    outcome.steps += [builds[k.name] for k in choice.kernels]
+    outcome.base_generate_broken = any(r.stage == "generate" and r.broken
+                                       for r in base_results.values())
+    outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
+                                    base_results.get(k.name), gen) for k in rules.kernels]
     return outcome
 
 
-def _finish(state: State, rules: Rules, version: dict, run_id: int, workdir: Path,
+def _finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Path,
             outcome: report.RunOutcome) -> None:
     infra = outcome.verdict == report.INFRA_ERROR
     if infra and _infra_runs(state, version["id"]) < MAX_INFRA_RETRIES:
@@ -107,11 +137,12 @@ def _finish(state: State, rules: Rules, version: dict, run_id: int, workdir: Pat
         with state.tx() as db:
             _record_steps(db, run_id, outcome)
             db.conn.execute("UPDATE runs SET state='infra-error', verdict=?, finished_at=?,"
-                            " workdir=? WHERE id=?", (outcome.verdict, now(), str(workdir), run_id))
+                            " workdir=? WHERE id=?", (outcome.verdict, now(), str(run_dir), run_id))
             db.conn.execute("UPDATE versions SET state='ready', state_reason=?, updated_at=?"
                             " WHERE id=?", ("retry after an infrastructure error", now(),
                                             version["id"]))
         return
+    outcome.since_previous = _since_previous(state, version, outcome)
     target = tracker.target_for(state, version)
     word = outcome.verdict.upper()
     body = report.render_run(rules, target, outcome)
@@ -122,13 +153,22 @@ def _finish(state: State, rules: Rules, version: dict, run_id: int, workdir: Pat
         db.conn.execute("UPDATE runs SET state=?, verdict=?, base_ref=?, base_commit=?,"
                         " base_reason=?, finished_at=?, workdir=? WHERE id=?",
                         ("infra-error" if infra else "done", outcome.verdict, outcome.base_ref,
-                         outcome.base_commit, outcome.base_reason, now(), str(workdir), run_id))
+                         outcome.base_commit, outcome.base_reason, now(), str(run_dir), run_id))
         db.conn.execute("UPDATE versions SET state=?, verdict=?, updated_at=? WHERE id=?",
                         ("done", outcome.verdict, now(), version["id"]))
         outbox.queue(db, key, "report", msg, rcpts, version_id=version["id"], run_id=run_id)
 
 
-MAX_INFRA_RETRIES = 3
+def _since_previous(state: State, version: dict, outcome: report.RunOutcome) -> list[str]:
+    prev = state.one(
+        "SELECT v.revision, r.id AS run_id FROM versions v JOIN runs r ON r.version_id = v.id"
+        " WHERE v.series_id = ? AND v.revision < ? AND r.state = 'done'"
+        " ORDER BY v.revision DESC, r.id DESC LIMIT 1", (version["series_id"], version["revision"]))
+    if prev is None or not outcome.kernels:
+        return []
+    before = {r["kernel"]: r["verdict"] for r in state.query(
+        "SELECT kernel, verdict FROM steps WHERE run_id = ? AND name = 'kernel'", (prev["run_id"],))}
+    return matrix.since_previous(outcome.kernels, before, prev["revision"], version["revision"])
 
 
 def _infra_runs(state: State, version_id: int) -> int:
@@ -145,3 +185,10 @@ def _record_steps(db, run_id: int, outcome: report.RunOutcome) -> None:
             (run_id, s.name, s.kernel, s.status, s.detail,
              dumps([d.to_dict() for d in s.diagnostics]), s.log_path, s.started_at or now(),
              s.duration))
+    # One 'kernel' row per configured kernel: the version matrix.
+    for k in outcome.kernels:
+        db.conn.execute(
+            "INSERT INTO steps (run_id, name, kernel, status, detail, why, verdict, new_errors,"
+            " new_warnings, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, "kernel", k.kernel.name, k.verdict, k.detail, k.why, k.verdict,
+             k.new_errors, k.new_warnings, now()))

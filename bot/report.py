@@ -8,8 +8,10 @@ import textwrap
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from . import matrix
 from .config import Rules, expand
 from .steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
+from .subset import Choice
 
 WIDTH = 72
 PASS, FAIL, NOT_APPLIED, INFRA_ERROR = "pass", "fail", "not-applied", "infra-error"
@@ -39,21 +41,22 @@ class RunOutcome:
     steps: list[StepResult]
     mbox_name: str = "series.mbox"
     run_id: int = 0
+    kernels: list[matrix.KernelResult] = field(default_factory=list)
+    choice: Choice | None = None
+    base_generate_broken: bool = False
+    since_previous: list[str] = field(default_factory=list)
+
+    def step(self, name: str) -> StepResult | None:
+        return next((s for s in self.steps if s.name == name), None)
 
     @property
     def verdict(self) -> str:
-        return verdict(self.steps)
-
-
-def verdict(steps: list[StepResult]) -> str:
-    apply = next((s for s in steps if s.name == "apply"), None)
-    if apply is not None and apply.status == FAILED:
-        return NOT_APPLIED
-    if any(s.broken for s in steps):
-        return FAIL
-    if any(s.status == INFRA for s in steps):
-        return INFRA_ERROR
-    return PASS
+        apply = self.step("apply")
+        if apply is not None and apply.status == FAILED:
+            return NOT_APPLIED
+        if apply is not None and apply.status == INFRA:
+            return INFRA_ERROR
+        return matrix.overall(self.kernels, self.step("generate"), self.base_generate_broken)
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -67,56 +70,92 @@ def _code(line: str, indent: str = "  ") -> list[str]:
     return [indent + line.rstrip()]
 
 
-def _headline(target: Target, outcome: RunOutcome) -> str:
-    builds = [s for s in outcome.steps if s.name == "build"]
-    broken = [s.kernel for s in builds if s.broken]
+def _headline(outcome: RunOutcome) -> str:
     v = outcome.verdict
-    if v == PASS:
-        return f"PASS: applies, generates and builds on all {len(builds)} kernels tested"
+    built = [k for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
     if v == NOT_APPLIED:
         return "NOT TESTED: the series does not apply to the base"
     if v == INFRA_ERROR:
         return "NOT TESTED: the bot hit an infrastructure error (not the series' fault)"
-    gen = next((s for s in outcome.steps if s.name == "generate"), None)
-    if gen is not None and gen.broken:
-        return "FAIL: generation of the package fails"
-    return f"FAIL: builds break on {', '.join(broken)} ({len(broken)} of {len(builds)} kernels)"
+    gen = outcome.step("generate")
+    if v == FAIL and gen is not None and gen.broken:
+        return "FAIL: generation of the package fails (the base generates fine)"
+    if v == FAIL:
+        broken = [f"{k.kernel.name} ({k.detail})" for k in outcome.kernels
+                  if k.verdict == matrix.FAIL]
+        return f"FAIL: breaks {', '.join(broken)}"
+    if not built:
+        note = outcome.choice.note if outcome.choice else ""
+        return f"PASS: applies; nothing to build ({note})" if note else "PASS: applies"
+    base_fails = [k.kernel.name for k in outcome.kernels if k.verdict == matrix.BASE_FAILS]
+    text = f"PASS: no new errors on the {len(built)} kernels built"
+    if base_fails:
+        text += f" (the base already fails on {', '.join(base_fails)})"
+    return text
 
 
-def _table(rules: Rules, steps: list[StepResult]) -> list[str]:
-    versions = {k.name: k.version for k in rules.kernels}
-    lines = [f"  {'step':<10}{'kernel':<12}{'result':<10}detail", "  " + "-" * (WIDTH - 4)]
-    for s in steps:
-        kernel = versions.get(s.kernel, s.kernel) if s.kernel else "-"
-        result = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "skipped", TIMEOUT: "TIMEOUT",
-                  INFRA: "INFRA"}.get(s.status, s.status)
-        lines.extend(_code(f"{s.name:<10}{kernel:<12}{result:<10}{s.detail}", indent="  "))
+_MARK = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "-", TIMEOUT: "TIMEOUT", INFRA: "INFRA"}
+
+
+def _table(rules: Rules, outcome: RunOutcome) -> list[str]:
+    """The kernel x step table with each kernel's verdict."""
+    apply = outcome.step("apply")
+    gen = outcome.step("generate")
+    builds = {s.kernel: s for s in outcome.steps if s.name == "build"}
+    lines = [f"  {'kernel':<11}{'apply':<7}{'generate':<10}{'build':<9}verdict",
+             "  " + "-" * (WIDTH - 4)]
+    for k in outcome.kernels:
+        b = builds.get(k.kernel.name)
+        a_mark = _MARK.get(apply.status, apply.status) if apply else "-"
+        g_mark = _MARK.get(gen.status, gen.status) if gen and b is not None else "-"
+        b_mark = _MARK.get(b.status, b.status) if b else "-"
+        lines.append(f"  {k.kernel.version:<11}{a_mark:<7}{g_mark:<10}{b_mark:<9}{k.line()}")
     return lines
 
 
-def _failures(steps: list[StepResult], max_diags: int = 3) -> list[str]:
+def _reasons(outcome: RunOutcome) -> list[str]:
+    chosen = [k for k in outcome.kernels if k.why]
+    if not chosen:
+        return []
+    out = ["", "Why these kernels:"]
+    for k in chosen:
+        out += textwrap.wrap(k.why, WIDTH, initial_indent=f"  {k.kernel.name:<6}",
+                             subsequent_indent=" " * 8, break_long_words=False,
+                             break_on_hyphens=False)
+    return out
+
+
+def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[str]:
+    """The first diagnostics of each broken step; new ones prefixed by '>>'."""
     out: list[str] = []
-    for s in steps:
-        if not s.broken:
+    verdicts = {k.kernel.name: k for k in outcome.kernels}
+    for s in outcome.steps:
+        if s.name == "apply" or not s.broken:
             continue
+        kernel = verdicts.get(s.kernel)
+        if kernel is not None and kernel.verdict == matrix.BASE_FAILS:
+            continue  # not the series' fault; the table says so
         where = f"{s.name} on {s.kernel}" if s.kernel else s.name
         errors = s.errors or s.diagnostics
-        out.append("")
-        out.append(f"{where}: {s.detail}")
         unique = list({(d.location(), d.text): d for d in errors}.values())
+        unique.sort(key=lambda d: not d.new)
+        out += ["", f"{where}: {s.detail} (new ones prefixed by >>)" if unique
+                else f"{where}: {s.detail}"]
         for d in unique[:max_diags]:
-            out.extend(_code(f"{d.location()}: {d.severity}: {d.text}"))
-            for ctx in d.context[:3]:
-                out.extend(_code(ctx, indent="    "))
+            mark = ">> " if d.new else "   "
+            out.append(f"{mark}{d.location()}: {d.severity}: {d.text}")
+            out += [f"   {ctx}" for ctx in d.context[:3]]
+        if len(unique) > max_diags:
+            out.append(f"   ... and {len(unique) - max_diags} more in the log")
         if not errors:
-            for line in s.tail:
-                out.extend(_code(line))
+            out += [f"  {line}" for line in s.tail]
     return out
 
 
 def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
-    broken = [s for s in outcome.steps if s.name == "build" and s.broken]
-    kernels = [rules.kernel(s.kernel) for s in broken] or rules.kernels[:1]
+    broken = [k.kernel for k in outcome.kernels if k.verdict == matrix.FAIL]
+    built = [k.kernel for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
+    kernels = broken or built[:1]
     applied = outcome.verdict != NOT_APPLIED
     tree = rules.tree_url or str(rules.tree_path)
     lines = [f"git clone {tree} backports && cd backports",
@@ -151,18 +190,23 @@ def _series_line(target: Target) -> str:
 
 def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
     lines = _greeting(target) + _wrap(_series_line(target)) + [""]
-    lines += _wrap("Verdict: " + _headline(target, outcome))
+    lines += _wrap("Verdict: " + _headline(outcome))
     lines += _wrap(f"Base: {outcome.base_ref} at {outcome.base_commit[:12]} "
                    f"({outcome.base_reason})")
-    lines += ["", *_table(rules, outcome.steps)]
-    apply = next((s for s in outcome.steps if s.name == "apply"), None)
+    if outcome.since_previous:
+        lines += _wrap("Since the last version: " + "; ".join(outcome.since_previous) + ".")
+    lines += ["", *_table(rules, outcome)]
+    lines += _reasons(outcome)
+    apply = outcome.step("apply")
     if apply is not None and apply.status == FAILED and apply.tail:
         lines += [""] + _wrap(apply.tail[0]) + [""] + _wrap(apply.tail[1])
         for line in apply.tail[2:]:
             lines.extend(_code(line))
-    fails = _failures([s for s in outcome.steps if s.name != "apply"])
+    fails = _failures(outcome)
     if fails:
-        lines += ["", "First errors:"] + fails
+        blamed = any(k.verdict == matrix.FAIL for k in outcome.kernels)
+        lines += [""] + (_wrap("Errors the base does not have are marked >>; only those are "
+                               "blamed on the series.") if blamed else ["Errors:"]) + fails
     lines += ["", "To reproduce:"] + _reproduce(rules, outcome)
     if rules.web_url and outcome.run_id:
         lines += ["", f"Full logs: {rules.web_url.rstrip('/')}/runs/{outcome.run_id}"]

@@ -24,18 +24,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "state" / "migrations"
 
 def migrations() -> list[Path]:
     files = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9]_*.sql"))
-    numbers = [int(f.name[:3]) for f in files]
-    if numbers != list(range(1, len(files) + 1)):
-        raise RuntimeError(f"migrations in {MIGRATIONS_DIR} must be numbered 001, 002, ... "
-                           f"without gaps; found {[f.name for f in files]}")
+    numbers = [f.name[:3] for f in files]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number in {MIGRATIONS_DIR}: {numbers}")
     return files
 
 
 def _apply(db: sqlite_utils.Database, script: Path) -> None:
     # executescript() would COMMIT our transaction; run statement by statement.
-    for statement in script.read_text(encoding="utf-8").split(";\n"):
-        if statement.strip():
+    statement = ""
+    for line in script.read_text(encoding="utf-8").splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
             db.conn.execute(statement)
+            statement = ""
 
 
 class State:
@@ -80,14 +82,19 @@ class State:
     def migrate(self) -> None:
         with self.tx() as db:
             db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = db.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            current = int(row[0]) if row else 0
+            db.conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY,"
+                            " applied_at REAL NOT NULL)")
+            done = {r[0] for r in db.conn.execute("SELECT name FROM migrations")}
             files = migrations()
-            if current > len(files):
-                raise RuntimeError(f"{self.path} has schema version {current}, newer than this "
-                                   f"bpbot ({len(files)}); upgrade bpbot")
-            for script in files[current:]:
-                _apply(db, script)
+            unknown = done - {f.name for f in files}
+            if unknown:
+                raise RuntimeError(f"{self.path} has migrations this bpbot does not know "
+                                   f"({', '.join(sorted(unknown))}); upgrade bpbot")
+            # Each migration once, by name, in order (a merged-in lower number still runs).
+            for script in files:
+                if script.name not in done:
+                    _apply(db, script)
+                    db.conn.execute("INSERT INTO migrations VALUES (?, ?)", (script.name, now()))
             db.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                             (str(len(files)),))
 

@@ -14,8 +14,9 @@ def rows(state: State) -> list[dict]:
             " ON s.id = v.series_id ORDER BY v.first_seen, v.id"):
         run = state.one("SELECT * FROM runs WHERE version_id = ? ORDER BY id DESC LIMIT 1",
                         (v["id"],))
-        steps = state.query("SELECT name, kernel, status, detail FROM steps WHERE run_id = ?"
-                            " ORDER BY id", (run["id"],)) if run else []
+        steps = state.query("SELECT name, kernel, status, detail, why, verdict, new_errors,"
+                            " new_warnings FROM steps WHERE run_id = ? ORDER BY id",
+                            (run["id"],)) if run else []
         out.append(dict(
             id=v["id"], subject=v["subject"], revision=v["revision"], author=v["author_addr"],
             expected=v["expected"], present=loads(v["present"], []), state=v["state"],
@@ -37,10 +38,11 @@ def summary(state: State) -> dict:
 
 
 def _kernels(steps: list[dict]) -> str:
-    marks = {"success": "ok", "failed": "FAIL", "timeout": "TIME", "skipped": "-",
+    """The version matrix in one line: 3.10:FAIL 4.19:ok 5.10:- 6.1:base-fails."""
+    marks = {"pass": "ok", "fail": "FAIL", "not-built": "-", "base-fails": "base-fails",
              "infra-error": "INFRA"}
-    return " ".join(f"{s['kernel']}:{marks.get(s['status'], s['status'])}"
-                    for s in steps if s["name"] == "build")
+    return " ".join(f"{s['kernel']}:{marks.get(s['verdict'], s['verdict'])}"
+                    for s in steps if s["name"] == "kernel")
 
 
 def render_table(state: State) -> str:

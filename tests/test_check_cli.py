@@ -27,7 +27,7 @@ def _mbox(tmp_path, *numbers: str):
     ("numbers", "code", "expect"),
     [
         (("01", "02", "03", "04", "05"), 0, "Verdict: PASS"),
-        (("06", "07"), 1, "builds break on 3.10"),
+        (("06", "07"), 1, "FAIL: breaks 3.10"),
         (("13", "14"), 0, "Verdict: PASS"),
         (("09",), 2, "does not apply"),
         (("10", "11"), 2, "got 1, 3 of 3"),
@@ -56,9 +56,11 @@ def test_check_json(tmp_path, capsys):
     assert data["exit_code"] == 1
     [series] = data["series"]
     assert series["verdict"] == "fail"
+    matrix = {s["kernel"]: s["verdict"] for s in series["steps"] if s["name"] == "kernel"}
+    assert matrix == {"3.10": "fail", "4.19": "pass", "5.10": "not-built", "6.1": "pass"}
     builds = {s["kernel"]: s["status"] for s in series["steps"] if s["name"] == "build"}
-    assert builds == {"3.10": "failed", "4.19": "success", "5.10": "success", "6.1": "success"}
-    assert "builds break on 3.10" in data["replies"][0]["text"]
+    assert builds == {"3.10": "failed", "4.19": "success", "6.1": "success"}
+    assert "FAIL: breaks 3.10" in data["replies"][0]["text"]
 
 
 def test_check_maildir(tmp_path, capsys):

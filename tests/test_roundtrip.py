@@ -67,7 +67,7 @@ def test_imap_to_smtp_round_trip(tmp_path, imap_server, smtp_server):
     fail = first[b_v1]
     assert fail["X-bpbot-Verdict"] == "FAIL"
     body = fail.get_content()
-    assert "builds break on 3.10" in body
+    assert "FAIL: breaks 3.10" in body
     assert "error: implicit declaration of function" in body
     assert "backport-include/linux/mm.h:10" in body
 

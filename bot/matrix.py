@@ -1,0 +1,101 @@
+"""The version matrix: one verdict per kernel against the base, the overall
+verdict derived from it, and what changed since the previous version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .baseline import BaseResult
+from .config import Kernel
+from .diagnostics import mark_new
+from .steps import INFRA, SKIPPED, StepResult
+
+PASS, FAIL, BASE_FAILS, NOT_BUILT, INFRA_ERROR = "pass", "fail", "base-fails", "not-built", "infra-error"
+
+
+@dataclass
+class KernelResult:
+    kernel: Kernel
+    verdict: str       # pass, fail, base-fails, not-built, infra-error
+    detail: str        # "2 new errors", the reason it was not built, ...
+    why: str = ""      # why the subset chose it
+    new_errors: int = 0
+    new_warnings: int = 0
+
+    def line(self) -> str:
+        word = {PASS: "PASS", FAIL: "FAIL", BASE_FAILS: "base already fails",
+                NOT_BUILT: "not built", INFRA_ERROR: "INFRA ERROR"}[self.verdict]
+        if self.verdict == NOT_BUILT:
+            return f"{word}: {self.detail}"
+        return f"{word} ({self.detail})" if self.detail else word
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} new {word}{'s' if n != 1 else ''}"
+
+
+def judge(kernel: Kernel, why: str, step: StepResult | None, base: BaseResult | None,
+          generate: StepResult | None) -> KernelResult:
+    """One kernel's verdict: only what the base does not have is the series' fault."""
+    if step is None:
+        return KernelResult(kernel, NOT_BUILT, "not in the subset")
+    if step.status == SKIPPED:
+        return KernelResult(kernel, NOT_BUILT, step.detail, why)
+    if step.status == INFRA:
+        return KernelResult(kernel, INFRA_ERROR, step.detail, why)
+    if base is not None and base.broken and step.broken:
+        where = "generation" if base.stage == "generate" else base.detail
+        return KernelResult(kernel, BASE_FAILS, where, why)
+    if base is not None:
+        mark_new(step.diagnostics, base.diagnostics)
+    # The same diagnostic from a header included twice counts once.
+    new_e = len({(d.location(), d.text) for d in step.errors if d.new})
+    new_w = len({(d.location(), d.text) for d in step.warnings if d.new})
+    if step.broken:
+        if step.status == "timeout":
+            detail = step.detail
+        else:
+            detail = _plural(new_e, "error") if new_e else step.detail
+        return KernelResult(kernel, FAIL, detail, why, new_e, new_w)
+    detail = _plural(new_w, "warning") if new_w else ""
+    if base is not None and base.broken:
+        detail = "the base fails here, the series fixes it"
+    return KernelResult(kernel, PASS, detail, why, new_e, new_w)
+
+
+def overall(results: list[KernelResult], generate: StepResult | None,
+            base_generate_broken: bool) -> str:
+    if generate is not None and generate.broken and not base_generate_broken:
+        return FAIL
+    verdicts = {r.verdict for r in results}
+    if FAIL in verdicts:
+        return FAIL
+    if INFRA_ERROR in verdicts or (generate is not None and generate.status == INFRA):
+        return INFRA_ERROR
+    return PASS
+
+
+def since_previous(now: list[KernelResult], before: dict[str, str], prev_rev: int,
+                   rev: int) -> list[str]:
+    """Sentences like "v3 fixes the v2 failure on 4.19; 3.10 still fails"."""
+    fixed, still, broke = [], [], []
+    for r in now:
+        old = before.get(r.kernel.name)
+        if old is None:
+            continue
+        if old == FAIL and r.verdict == PASS:
+            fixed.append(r.kernel.name)
+        elif old == FAIL and r.verdict == FAIL:
+            still.append(r.kernel.name)
+        elif old == PASS and r.verdict == FAIL:
+            broke.append(r.kernel.name)
+    parts = []
+    if fixed:
+        parts.append(f"v{rev} fixes the v{prev_rev} failure on {', '.join(fixed)}")
+    if still:
+        parts.append(f"{', '.join(still)} still fail{'s' if len(still) == 1 else ''}")
+    if broke:
+        parts.append(f"v{rev} breaks {', '.join(broke)}, which v{prev_rev} did not")
+    if not parts and before:
+        parts.append(f"no change from v{prev_rev} on the kernels built for both")
+    return parts

@@ -1,0 +1,161 @@
+"""Choose the kernels a series can break, and say why each was chosen.
+
+Version guards the series adds, removes or changes, or that enclose the
+lines it changes (``LINUX_VERSION_IS_LESS``, ``_IS_GEQ``, ``_IN_RANGE``,
+``KERNEL_VERSION`` against ``LINUX_VERSION_CODE``, ``KERNEL_X_Y`` Kconfig
+symbols, ``backport-X.Y.c`` file names, versions on ``dependencies`` lines)
+pick the configured kernels nearest on each side of each boundary; path
+rules decide what a file needs; the oldest and newest kernels are always in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import Kernel, Rules
+from .diffinfo import FileChange
+
+NONE, GUARDS, VERSIONS, EDGES = "none", "guards", "versions", "edges"
+POLICIES = (NONE, GUARDS, VERSIONS, EDGES)
+
+_V3 = r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*"
+_GUARDS = [
+    (re.compile(rf"LINUX_VERSION_IS_LESS\({_V3}\)"), "LINUX_VERSION_IS_LESS"),
+    (re.compile(rf"LINUX_VERSION_IS_GEQ\({_V3}\)"), "LINUX_VERSION_IS_GEQ"),
+    (re.compile(rf"KERNEL_VERSION\({_V3}\)"), "KERNEL_VERSION"),
+]
+_RANGE = re.compile(rf"LINUX_VERSION_IN_RANGE\({_V3},{_V3}\)")
+_KCONFIG = re.compile(r"\bKERNEL_(\d+)_(\d+)\b")
+_COMPAT_FILE = re.compile(r"(?:^|/)backport-(\d+)\.(\d+)\.c$")
+_DEP_LINE = re.compile(r"^\s*[A-Za-z0-9_]+\s+(\d+)\.(\d+)(?:\.(\d+))?\s*$")
+_ANY_VERSION = re.compile(r"\b(\d+)\.(\d+)(?:\.(\d+))?\b")
+_IF = re.compile(r"^\s*#\s*(if|ifdef|ifndef)\b(.*)$")
+_ELSE = re.compile(r"^\s*#\s*(else|elif)\b")
+_ENDIF = re.compile(r"^\s*#\s*endif\b")
+
+Version = tuple[int, int, int]
+
+
+@dataclass
+class Choice:
+    kernels: list[Kernel]
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # kernel name -> why
+    generate: bool = True
+    note: str = ""  # why nothing is built, when nothing is
+
+    def why(self, kernel: str) -> str:
+        return "; ".join(self.reasons.get(kernel, []))
+
+
+def boundaries(text: str) -> list[tuple[Version, str]]:
+    """Every version boundary named on one line, with the guard that names it."""
+    found: list[tuple[Version, str]] = []
+    for pattern, name in _GUARDS:
+        for m in pattern.finditer(text):
+            v = (int(m[1]), int(m[2]), int(m[3]))
+            found.append((v, f"{name}({v[0]},{v[1]},{v[2]})"))
+    for m in _RANGE.finditer(text):
+        lo, hi = (int(m[1]), int(m[2]), int(m[3])), (int(m[4]), int(m[5]), int(m[6]))
+        label = f"LINUX_VERSION_IN_RANGE({','.join(map(str, lo))}, {','.join(map(str, hi))})"
+        found += [(lo, label), (hi, label)]
+    for m in _KCONFIG.finditer(text):
+        found.append(((int(m[1]), int(m[2]), 0), f"KERNEL_{m[1]}_{m[2]}"))
+    return found
+
+
+def enclosing_guards(text: str, lines: set[int]) -> dict[int, list[str]]:
+    """For each 1-based line number, the ``#if`` lines (with versions) around it."""
+    stack: list[str] = []
+    out: dict[int, list[str]] = {}
+    pending = ""  # a directive continued with backslashes
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if number in lines and stack:
+            out[number] = [g for g in stack if boundaries(g)]
+        if pending or raw.rstrip().endswith("\\"):
+            pending += raw.rstrip().rstrip("\\") + " "
+            if raw.rstrip().endswith("\\"):
+                continue
+        line, pending = (pending or raw), ""
+        if _IF.match(line):
+            stack.append(line.strip())
+        elif _ENDIF.match(line) and stack:
+            stack.pop()
+        elif _ELSE.match(line) and stack and _ELSE.match(line)[1] == "elif":
+            stack[-1] = line.strip()
+    return out
+
+
+def policy_for(rules: Rules, path: str) -> str:
+    for glob, policy in rules.subset_paths:
+        if fnmatch.fnmatchcase(path, glob):
+            return policy
+    return GUARDS
+
+
+def _file_boundaries(change: FileChange, policy: str,
+                     read_new: Callable[[str], str | None]) -> list[tuple[Version, str]]:
+    found: list[tuple[Version, str]] = []
+    if policy in (GUARDS, VERSIONS):
+        m = _COMPAT_FILE.search(change.path)
+        if m:
+            found.append(((int(m[1]), int(m[2]), 0), f"file {change.path}"))
+        for line in change.added + change.removed:
+            found += [(v, f"{label} in {change.path}") for v, label in boundaries(line)]
+    if policy == VERSIONS:
+        for line in change.added + change.removed:
+            m = _DEP_LINE.match(line) or (_ANY_VERSION.search(line) if not line.startswith("#")
+                                          else None)
+            if m:
+                v = (int(m[1]), int(m[2]), int(m[3] or 0))
+                found.append((v, f"version {v[0]}.{v[1]} on a changed line of {change.path}"))
+    if policy == GUARDS and change.added_lines:
+        text = read_new(change.path)
+        if text:
+            for _number, guards in enclosing_guards(text, set(change.added_lines)).items():
+                for guard in guards:
+                    found += [(v, f"{label} in {change.path}")
+                              for v, label in boundaries(guard)]
+    return found
+
+
+def _around(kernels: list[Kernel], boundary: Version) -> list[tuple[Kernel, str]]:
+    below = [k for k in kernels if k.version_tuple < boundary]
+    above = [k for k in kernels if k.version_tuple >= boundary]
+    out = []
+    if below:
+        out.append((below[-1], "below"))
+    if above:
+        out.append((above[0], "at or above"))
+    return out
+
+
+def choose(rules: Rules, changes: list[FileChange], full: bool = False,
+           read_new: Callable[[str], str | None] = lambda path: None) -> Choice:
+    """The kernels to build for a series changing ``changes``."""
+    kernels = rules.kernels
+    if full or rules.subset_full:
+        why = "full matrix asked for" if full else "rules build the full matrix"
+        return Choice(list(kernels), {k.name: [why] for k in kernels})
+    policies = {c.path: policy_for(rules, c.path) for c in changes}
+    if changes and all(p == NONE for p in policies.values()):
+        return Choice([], generate=False,
+                      note="only files that need no build changed (" +
+                           ", ".join(sorted(policies)) + ")")
+    reasons: dict[str, list[str]] = {}
+
+    def add(kernel: Kernel, why: str) -> None:
+        reasons.setdefault(kernel.name, [])
+        if why not in reasons[kernel.name]:
+            reasons[kernel.name].append(why)
+
+    add(kernels[0], "oldest kernel")
+    add(kernels[-1], "newest kernel")
+    for change in changes:
+        for boundary, label in _file_boundaries(change, policies[change.path], read_new):
+            for kernel, side in _around(kernels, boundary):
+                add(kernel, f"{side} {'.'.join(map(str, boundary))} ({label})")
+    chosen = [k for k in kernels if k.name in reasons]
+    return Choice(chosen, reasons)
