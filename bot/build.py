@@ -73,6 +73,9 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
     stay the same from run to run so that ccache hits."""
     if not kernels:
         return []
+    if rules.executor == "rq":
+        from . import remote
+        return remote.build_all(rules, kernels, output, log_dir, progress)
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,

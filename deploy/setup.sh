@@ -24,8 +24,8 @@ say() { echo "setup: $*"; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------
-REQUIRED=(git gcc make dovecot-imapd)
-OPTIONAL=(bubblewrap ccache)
+REQUIRED=(git gcc make dovecot-imapd bubblewrap redis-server)
+OPTIONAL=(ccache)
 
 missing_pkgs() {
     local p
