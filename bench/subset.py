@@ -36,14 +36,20 @@ from bot import git, layout, pipeline, sandbox, spool, tracker  # noqa: E402
 from bot.series import configure_b4  # noqa: E402
 from bot.state import State  # noqa: E402
 
-KERNELS = ["3.10", "4.19", "5.10", "6.1"]
-# Guards that are true for exactly one of the sample kernels.
-ONLY = {
-    "3.10": "LINUX_VERSION_IS_LESS(4,0,0)",
-    "4.19": "LINUX_VERSION_IN_RANGE(4,19,0, 5,0,0)",
-    "5.10": "LINUX_VERSION_IN_RANGE(5,10,0, 5,11,0)",
-    "6.1": "LINUX_VERSION_IS_GEQ(6,0,0)",
-}
+KERNELS = ["3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1"]
+
+
+def _only(kernel: str) -> str:
+    """A guard true for exactly one of the sample kernels."""
+    if kernel == KERNELS[0]:
+        return "LINUX_VERSION_IS_LESS(3,11,0)"
+    if kernel == KERNELS[-1]:
+        return "LINUX_VERSION_IS_GEQ(6,0,0)"
+    major, minor = (int(p) for p in kernel.split("."))
+    return f"LINUX_VERSION_IN_RANGE({major},{minor},0, {major},{minor + 1},0)"
+
+
+ONLY = {k: _only(k) for k in KERNELS}
 SAFE_GUARDS = ["LINUX_VERSION_IS_LESS(4,14,0)", "LINUX_VERSION_IS_GEQ(5,4,0)",
                "LINUX_VERSION_IN_RANGE(4,4,0, 5,15,0)", "LINUX_VERSION_IS_LESS(6,2,0)"]
 
@@ -77,7 +83,7 @@ def corpus(n: int, seed: int) -> list[Case]:
         elif kind == "devel":
             cases.append(Case(f"s{i:03d}-devel", "devel/README", f"\nNote {i}.\n", set()))
         else:
-            k = rnd.choice(KERNELS[:3])  # breaks one kernel that is not the broken 6.1
+            k = rnd.choice(KERNELS[:-1])  # breaks one kernel that is not the broken 6.1
             if rnd.random() < 0.5:
                 cases.append(Case(f"s{i:03d}-on-broken-base-clean", "compat/main.c",
                                   f"\nint {sym};\n", set(), tag="broken"))

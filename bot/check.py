@@ -71,6 +71,7 @@ def run_check(rules_path: Path | None, paths: list[Path], as_json: bool = False,
     box = sandbox.for_rules(rules)
     while (version := pipeline.next_ready(state)) is not None:
         pipeline.run_version(state, rules, box, version, progress)
+    tracker.expire(state, rules)  # answers versions b4 found untestable at run time
     replies = state.query("SELECT * FROM outbox ORDER BY id")
     verdicts = [r["verdict"] for r in state.query(
         "SELECT verdict FROM versions WHERE state NOT IN ('superseded')")]

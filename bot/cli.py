@@ -1,4 +1,4 @@
-"""Command line: ``bpbot serve | check | demo | status``."""
+"""Command line: ``bpbot serve | check | demo | status | web``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("status", help="series seen, their state and verdicts")
     t.add_argument("--config", "--rules", dest="rules", type=Path, default=None)
     t.add_argument("--json", action="store_true")
+
+    w = sub.add_parser("web", help="serve the status page and its JSON API")
+    w.add_argument("--config", "--rules", dest="rules", type=Path, default=None)
+    w.add_argument("--host", default=None, help="default: [web] listen, else 127.0.0.1")
+    w.add_argument("--port", type=int, default=None, help="default: [web] listen, else 8080")
     return p
 
 
@@ -77,6 +82,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import status
         print(status.render_json(state) if args.json else status.render_table(state))
         return EXIT_OK
+    from . import web
+    if args.command == "web":
+        host, port = rules.web_listen or ("127.0.0.1", 8080)
+        web.serve(rules, state, args.host or host, port if args.port is None else args.port)
+        return EXIT_OK
+    if rules.web_listen:  # `serve` also serves the status page when the rules say where
+        web.start(rules, state, *rules.web_listen)
     from . import sandbox
     from .daemon import Daemon
     daemon = Daemon(rules, state, sandbox.for_rules(rules))

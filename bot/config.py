@@ -108,6 +108,10 @@ class Rules:
     subset_full: bool
     subset_paths: list[tuple[str, str]]
     ccache: bool
+    executor: str
+    rq_url: str
+    rq_queue: str
+    rq_result_ttl: int
     grace_seconds: int
     window_days: int
     max_message_bytes: int
@@ -122,6 +126,8 @@ class Rules:
     build_tmp_size: int = 1024 ** 3
     extra: dict[str, Any] = field(default_factory=dict)
     commands: CommandRules = field(default_factory=CommandRules)
+    # [web] listen = "host:port": `bpbot serve` also serves the status page (bot/web.py).
+    web_listen: tuple[str, int] | None = None
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -154,7 +160,8 @@ class _Table:
                 raise self.fail(key, "is required")
             return default
         value = self.data[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             raise self.fail(key, f"must be {names}, not {type(value).__name__} {value!r}")
         return value
@@ -216,6 +223,9 @@ def load(path: str | Path, base_dir: str | Path | None = None) -> Rules:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "(file)", f"is not UTF-8 text: {exc.reason} at byte "
+                                          f"{exc.start}") from exc
     except OSError as exc:
         raise ConfigError(file, "(file)", f"cannot read: {exc.strerror or exc}") from exc
     try:
@@ -279,13 +289,22 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         output_cap=build.positive("output_cap", 4 * 1024 * 1024),
         sandbox=build.get("sandbox", str, "bwrap"),
         ccache=build.get("ccache", bool, True),
+        executor=build.get("executor", str, "local"),
     )
+    if rules_kw["executor"] not in ("local", "rq"):
+        raise build.fail("executor", f"must be \"local\" or \"rq\", not {rules_kw['executor']!r}")
     if rules_kw["sandbox"] not in ("bwrap", "none"):
         raise build.fail("sandbox", f"must be \"bwrap\" or \"none\", not {rules_kw['sandbox']!r}")
     build.done()
 
     rules_kw["kernels"] = _kernels(top, file, base)
     rules_kw.update(_subset(top.table("subset")))
+    rq = top.table("rq")
+    rules_kw.update(rq_url=rq.get("url", str, ""), rq_queue=rq.get("queue", str, "bpbot-builds"),
+                    rq_result_ttl=rq.duration("result_ttl", "1d"))
+    if rules_kw["executor"] == "rq" and not rules_kw["rq_url"]:
+        raise rq.fail("url", "is required when build.executor = \"rq\" (e.g. redis://host:6379/0)")
+    rq.done()
 
     series = top.table("series")
     rules_kw.update(
@@ -307,6 +326,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
     )
     limits.done()
     rules_kw["commands"] = _commands(top.table("commands"))
+    rules_kw["web_listen"] = _web(top.table("web"))
     top.done()
     return Rules(file=file, base_dir=base, **rules_kw)
 
@@ -379,6 +399,29 @@ def _commands(table: _Table) -> CommandRules:
     )
     table.done()
     return out
+
+
+def _web(table: _Table) -> tuple[str, int] | None:
+    """The optional [web] table: listen = "127.0.0.1:8080" (or "[::1]:8080")."""
+    listen = table.get("listen", str, "")
+    table.done()
+    if not listen:
+        return None
+    try:
+        return parse_listen(listen)
+    except ValueError as exc:
+        raise table.fail("listen", str(exc)) from None
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); ValueError saying what is wrong."""
+    match = re.match(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d+)$", listen)
+    port = int(match.group("port")) if match else 0
+    if not match or not 0 < port < 65536:
+        raise ValueError(f"must be \"host:port\" like \"127.0.0.1:8080\" (port 1-65535), "
+                         f"not {listen!r}")
+    return match.group("v6") or match.group("host"), port
+
 
 def _smtp(smtp: _Table, base: Path) -> Smtp:
     out = Smtp(

@@ -15,10 +15,11 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import outbox, pipeline, tracker
+from . import command_runner, outbox, pipeline, tracker
 from .config import Rules
 from .sandbox import Sandbox
 from .series import configure_b4
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 3600
 OUTBOX_RETRY_SECONDS = 30
 KEEP_RUN_DIRS_DAYS = 14
+IDLE_RECONNECT_SECONDS = 10
 
 
 class Daemon:
@@ -47,15 +49,20 @@ class Daemon:
     async def process(self) -> None:
         """One pass over every stage; safe to call at any time."""
         async with self._lock:
-            try:
-                await asyncio.to_thread(self.source.poll)
-                with self.state.tx() as db:
-                    self.state.meta_set(db, "last_poll_at", str(now()))
-            except Exception as exc:  # noqa: BLE001 - a dead server must not stop replies
-                log.error("poll of %s failed: %s", self.source.name, exc)
-                self.source.close()
+            for attempt in (1, 2):  # a connection the server dropped (a restart): once more
+                try:
+                    await asyncio.to_thread(self.source.poll)
+                    with self.state.tx() as db:
+                        self.state.meta_set(db, "last_poll_at", str(now()))
+                    break
+                except Exception as exc:  # noqa: BLE001 - a dead server must not stop replies
+                    log.log(logging.WARNING if attempt == 1 else logging.ERROR,
+                            "poll of %s failed: %s", self.source.name, exc)
+                    self.source.close()
             await asyncio.to_thread(tracker.assemble, self.state, self.rules)
             await asyncio.to_thread(tracker.expire, self.state, self.rules)
+            # Mail commands: one reply per command mail, queued in the outbox.
+            await asyncio.to_thread(command_runner.process_pending, self.state, self.rules)
             while (version := pipeline.next_ready(self.state)) is not None:
                 await asyncio.to_thread(pipeline.run_version, self.state, self.rules,
                                         self.sandbox, version, self.progress)
@@ -73,8 +80,10 @@ class Daemon:
 
     def busy(self) -> bool:
         """Anything still to do: versions waiting or ready, replies to send."""
+        # An untestable version without a verdict still owes its reply (tracker.expire).
         open_versions = self.state.one(
-            "SELECT COUNT(*) AS n FROM versions WHERE state IN ('waiting', 'ready', 'running')")
+            "SELECT COUNT(*) AS n FROM versions WHERE state IN ('waiting', 'ready', 'running')"
+            " OR (state = 'untestable' AND verdict = '')")
         queued = self.state.one("SELECT COUNT(*) AS n FROM outbox WHERE state = 'queued'")
         return bool(open_versions["n"] or (self.send and queued["n"]))
 
@@ -88,6 +97,7 @@ class Daemon:
                           **defaults)
         scheduler.add_job(self.housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS,
                           id="housekeeping", **defaults)
+        await asyncio.to_thread(self.recover)
         scheduler.start()
         if isinstance(self.source, ImapSource) and not until_idle:
             self._start_idle(asyncio.get_running_loop())
@@ -117,13 +127,35 @@ class Daemon:
                     if watcher.idle_wait(min(self.rules.source.idle_seconds, 29 * 60)):
                         loop.call_soon_threadsafe(self.kick)
                 except Exception as exc:  # noqa: BLE001 - reconnect after any failure
-                    log.warning("IMAP IDLE failed (%s); reconnecting in 10s", exc)
+                    log.warning("IMAP IDLE failed (%s); reconnecting in %ss", exc,
+                                IDLE_RECONNECT_SECONDS)
                     watcher.close()
-                    time.sleep(10)
+                    time.sleep(IDLE_RECONNECT_SECONDS)
+                    # Mail may have come while it was down: look now, not at the next poll.
+                    loop.call_soon_threadsafe(self.kick)
             watcher.close()
 
         self.idle_thread = threading.Thread(target=watch, name="imap-idle", daemon=True)
         self.idle_thread.start()
+
+    def recover(self) -> None:
+        """At start: remove the git worktrees a killed process left in the work dir.
+
+        A kill during ``git worktree add`` leaves a worktree git keeps locked
+        ("initializing"); ``prune`` skips locked ones and every later ``add``
+        at that path fails, so unlock and remove them first.
+        """
+        from . import git
+        tree, work = self.rules.tree_path, (self.rules.state_dir / "work").resolve()
+        listing = git.git(tree, "worktree", "list", "--porcelain")
+        for line in listing.output.splitlines() if listing.ok else []:
+            path = Path(line.removeprefix("worktree ")) if line.startswith("worktree ") else None
+            if path is not None and work in path.resolve().parents:
+                log.info("removing worktree %s left by an earlier run", path)
+                git.git(tree, "worktree", "unlock", str(path))
+                git.git(tree, "worktree", "remove", "--force", "--force", str(path))
+                shutil.rmtree(path, ignore_errors=True)
+        git.git(tree, "worktree", "prune")
 
     def housekeeping(self) -> None:
         """Remove run dirs older than two weeks and stale worktrees; expire series."""

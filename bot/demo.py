@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from . import layout, status
+from . import demo_commands, layout, status
 from . import sandbox as sandboxes
 from .daemon import Daemon
 from .state import State
@@ -44,10 +44,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _feed_and_serve(daemon: Daemon, maildir: Path) -> None:
+async def _feed_and_serve(daemon: Daemon, maildir: Path, collector: Collector) -> None:
     """Mail reaches the list one message at a time, as it would in real life:
     a v2 sent after the v1 reply is tested on its own, not superseding v1."""
-    for index, src in enumerate(layout.sample_list()):
+    # Mail commands first: a reader asks for help and subscribes (then gets copies).
+    first = await demo_commands.help_and_subscribe(
+        daemon, maildir, lambda: [raw for *_, raw in collector.messages])
+    for index, src in enumerate(layout.sample_list(), start=first):
         layout.deliver(maildir, src, index)
         log.info("list: delivered %s", src.name)
         await daemon.process()
@@ -67,7 +70,7 @@ def run_demo(workdir: Path | None, out) -> int:
         state = State(rules.state_dir / "bpbot.sqlite")
         sandbox = sandboxes.for_rules(rules)
         daemon = Daemon(rules, state, sandbox, progress=lambda t: log.info("%s", t))
-        asyncio.run(_feed_and_serve(daemon, rules.source.path))
+        asyncio.run(_feed_and_serve(daemon, rules.source.path, collector))
     finally:
         controller.stop()
     elapsed = time.monotonic() - started
@@ -80,11 +83,16 @@ def run_demo(workdir: Path | None, out) -> int:
         print(f"\n{'=' * 72}\nReply {i} of {len(collector.messages)}  "
               f"(envelope: {sender} -> {', '.join(rcpts)})\n{'=' * 72}", file=out)
         for name in ("From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "References",
-                     "Auto-Submitted", "X-Loop", "X-bpbot-Verdict"):
+                     "Auto-Submitted", "X-Loop", "X-bpbot-Verdict", "X-bpbot-Commands",
+                     "X-bpbot-Copy-For"):
             if msg[name]:
                 print(f"{name}: {msg[name]}", file=out)
         print("", file=out)
-        print(msg.get_content().rstrip(), file=out)
+        body = msg.get_content().rstrip()
+        if msg["X-bpbot-Copy-For"]:  # a subscriber's copy: the report above plus a footer
+            body = "[the report above, then:]\n\n" + "\n\n".join(
+                body.replace("\r\n", "\n").split("\n\n")[-2:])
+        print(body, file=out)
     queued = state.one("SELECT COUNT(*) AS n FROM outbox WHERE state='queued'")["n"]
     if queued:
         print(f"\n{queued} replies are still queued", file=out)

@@ -6,6 +6,7 @@ Nothing here raises on bad input; problems come back as values.
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import email.utils
 import hashlib
@@ -22,6 +23,25 @@ def parse_bytes(raw: bytes) -> EmailMessage:
     return email.message_from_bytes(raw, policy=POLICY)  # type: ignore[return-value]
 
 
+class _Fast(email.policy.Compat32):
+    """compat32, except that raw 8-bit (UTF-8) header bytes come back as text
+    instead of a Header object of surrogates (which b4 cannot read)."""
+
+    def _sanitize_header(self, name, value):  # noqa: ANN001 - the email package's API
+        if isinstance(value, str) and email.utils._has_surrogates(value):
+            return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+        return value
+
+
+FAST = _Fast()
+
+
+def parse_fast(raw: bytes) -> Message:
+    """The compat32 parser: headers stay strings until asked for, several times
+    faster than the modern policy's header registry. ``header()`` decodes."""
+    return email.message_from_bytes(raw, policy=FAST)
+
+
 def header(msg: Message, name: str) -> str:
     """A header as a clean one-line string; '' when missing or undecodable."""
     try:
@@ -35,8 +55,10 @@ def header(msg: Message, name: str) -> str:
         return ""
     try:
         text = str(value)
-    except Exception:  # noqa: BLE001
-        return ""
+        if "=?" in text:  # RFC 2047 encoded words (compat32 leaves them encoded)
+            text = str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:  # noqa: BLE001 - a broken encoded word stays as it was
+        text = str(value) if isinstance(value, str) else ""
     return " ".join(text.split())
 
 
@@ -52,9 +74,10 @@ def normalise_msgid(value: str | None) -> str:
 
 
 def msgid_list(value: str | None) -> list[str]:
+    """Every <id> in References-like text; ids folded over lines are joined."""
     if not value:
         return []
-    ids = _MSGID.findall("".join(value.split("\n")).replace("\r", ""))
+    ids = _MSGID.findall(re.sub(r"\r?\n[ \t]+", "", value).replace("<", " <"))
     return [i for i in ids if i]
 
 
@@ -87,17 +110,32 @@ def all_addresses(msg: Message, *names: str) -> list[str]:
     return [a.lower() for _, a in pairs if "@" in a]
 
 
+PATCH_TYPES = ("text/x-patch", "text/x-diff", "text/x-patch-file")
+
+
 def text_body(msg: Message) -> tuple[str, str]:
-    """(text, note): the first text/plain part decoded; note says what was odd."""
-    part = _first_part(msg, "text/plain")
-    if part is None:
-        if _first_part(msg, "text/html") is not None:
+    """(text, note): the text a reader (and b4) would read, decoded: the first
+    text part holding a diff (inline or a .patch attachment), else the first
+    text/plain part; note says what was odd."""
+    parts = _text_parts(msg)
+    if not parts:
+        if _has_type(msg, "text/html"):
             return "", "HTML only, no text/plain part"
         return "", "no text part"
+    decoded = [_decode(p) for p in parts]
+    for text, note in decoded:
+        if "\ndiff --git " in "\n" + text or "\n+++ " in text:
+            return text, note
+    return decoded[0]
+
+
+def _decode(part: Message) -> tuple[str, str]:
     try:
         payload = part.get_payload(decode=True) or b""
     except Exception as exc:  # noqa: BLE001
         return "", f"undecodable body: {exc}"
+    if not isinstance(payload, bytes):
+        payload = str(payload).encode("utf-8", "replace")
     charset = part.get_content_charset() or "utf-8"
     note = ""
     try:
@@ -111,15 +149,28 @@ def text_body(msg: Message) -> tuple[str, str]:
     return text.replace("\r\n", "\n"), note
 
 
-def _first_part(msg: Message, ctype: str) -> Message | None:
+def _text_parts(msg: Message) -> list[Message]:
+    """text/plain parts that are not unrelated attachments, and patch attachments."""
+    out = []
     try:
         for part in msg.walk():
-            if part.get_content_type() == ctype and not part.is_multipart():
-                disposition = (part.get("Content-Disposition") or "").lower()
-                if ctype == "text/plain" and disposition.startswith("attachment") and \
-                        not str(part.get_filename() or "").endswith((".patch", ".diff")):
-                    continue
-                return part
+            if part.is_multipart():
+                continue
+            ctype = part.get_content_type()
+            filename = str(part.get_filename() or "")
+            if ctype in PATCH_TYPES or filename.endswith((".patch", ".diff")):
+                out.append(part)
+            elif ctype == "text/plain":
+                disposition = str(part.get("Content-Disposition") or "").lower()
+                if not disposition.startswith("attachment"):
+                    out.append(part)
+    except Exception:  # noqa: BLE001 - a broken MIME tree: whatever was found
+        pass
+    return out
+
+
+def _has_type(msg: Message, ctype: str) -> bool:
+    try:
+        return any(p.get_content_type() == ctype for p in msg.walk())
     except Exception:  # noqa: BLE001
-        return None
-    return None
+        return False

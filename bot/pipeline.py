@@ -13,7 +13,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import apply, baseline, build, diffinfo, generate, matrix, outbox, report, subset, tracker
+from . import (
+    apply,
+    baseline,
+    build,
+    diffinfo,
+    generate,
+    matrix,
+    outbox,
+    report,
+    subscriptions,
+    subset,
+    tracker,
+)
 from .config import Rules
 from .sandbox import Sandbox
 from .state import State, dumps, loads, now
@@ -41,6 +53,14 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict,
         run_id = db.conn.execute(
             "INSERT INTO runs (version_id, state, started_at) VALUES (?, 'running', ?)",
             (version["id"], now())).lastrowid
+    if not version["am_mbox"]:
+        mbox, problem = tracker.am_ready(state, version)
+        if problem:
+            _untestable(state, version, run_id, problem)
+            return report.RunOutcome("", "", "", [StepResult("apply", SKIPPED, detail=problem)])
+        with state.tx() as db:
+            db.conn.execute("UPDATE versions SET am_mbox=? WHERE id=?", (mbox, version["id"]))
+        version = {**version, "am_mbox": mbox}
     run_dir = rules.state_dir / "work" / f"run-{run_id}"
     paths = baseline.WorkPaths(rules.state_dir / "work")
     say(f"v{version['revision']} {version['subject']!r}: run {run_id}")
@@ -108,15 +128,20 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
                            for k in rules.kernels]
         return outcome
     say(f"kernels: {', '.join(k.name for k in choice.kernels)}")
+    clock = time.monotonic()
     base_results = baseline.ensure(state, rules, sandbox, base, choice.kernels, paths, say)
+    outcome.timings["baseline"] = time.monotonic() - clock
     say("generate")
     gen = generate.generate(rules, sandbox, paths.src, paths.out, logs / "generate.log")
+    outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
     builds: dict[str, StepResult] = {}
     if gen.status == SUCCESS:
         say(f"build on {len(choice.kernels)} kernel(s), {rules.build_jobs} at a time")
+        clock = time.monotonic()
         for s in build.build_all(rules, sandbox, choice.kernels, paths.out, paths.build, logs, say):
             builds[s.kernel] = s
+        outcome.timings["build"] = time.monotonic() - clock
     else:
         for k in choice.kernels:
             builds[k.name] = StepResult("build", SKIPPED, kernel=k.name,
@@ -157,6 +182,9 @@ def _finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Pat
         db.conn.execute("UPDATE versions SET state=?, verdict=?, updated_at=? WHERE id=?",
                         ("done", outcome.verdict, now(), version["id"]))
         outbox.queue(db, key, "report", msg, rcpts, version_id=version["id"], run_id=run_id)
+        # Subscribers' copies (mail commands): queued with the report, so exactly once each.
+        subscriptions.queue_copies(db, rules, version, msg,
+                                   diffinfo.touched_paths(bytes(version["am_mbox"] or b"")), run_id)
 
 
 def _since_previous(state: State, version: dict, outcome: report.RunOutcome) -> list[str]:
@@ -169,6 +197,16 @@ def _since_previous(state: State, version: dict, outcome: report.RunOutcome) -> 
     before = {r["kernel"]: r["verdict"] for r in state.query(
         "SELECT kernel, verdict FROM steps WHERE run_id = ? AND name = 'kernel'", (prev["run_id"],))}
     return matrix.since_previous(outcome.kernels, before, prev["revision"], version["revision"])
+
+
+def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:
+    """b4 cannot make the am-ready patches: tracker.expire answers it as untestable."""
+    log.warning("version %d is untestable: %s", version["id"], problem)
+    with state.tx() as db:
+        db.conn.execute("UPDATE runs SET state='untestable', verdict='untestable', finished_at=?"
+                        " WHERE id=?", (now(), run_id))
+        db.conn.execute("UPDATE versions SET state='untestable', state_reason=?, verdict='',"
+                        " updated_at=? WHERE id=?", (problem, now(), version["id"]))
 
 
 def _infra_runs(state: State, version_id: int) -> int:

@@ -124,10 +124,19 @@ def run(
         truncated=truncated,
     )
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.write_text(f"$ {' '.join(args)}\n{output}", encoding="utf-8")
+        _write_log(log_file, f"$ {' '.join(args)}\n{output}")
     log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
     return result
+
+
+def _write_log(log_file: Path, text: str) -> None:
+    """A log that cannot be written (disk full) is the bot's problem, not the patch's:
+    raise ProcError, which callers report as an infra-error."""
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ProcError(f"cannot write the log {log_file}: {exc.strerror or exc}") from exc
 
 
 def _kill_group(child: subprocess.Popen) -> None:
@@ -155,6 +164,5 @@ def run_all(commands: list[list[str]], **kwargs) -> ProcResult:
     result.output = "\n".join(outputs)
     result.duration = time.monotonic() - start
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.write_text(result.output, encoding="utf-8")
+        _write_log(log_file, result.output)
     return result

@@ -45,6 +45,7 @@ class RunOutcome:
     choice: Choice | None = None
     base_generate_broken: bool = False
     since_previous: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)

@@ -34,6 +34,17 @@ def configure_b4(name: str, address: str) -> None:
     b4.MAIN_CONFIG = config
     b4.USER_CONFIG = {"name": name, "email": address}
     logging.getLogger("b4").setLevel(logging.ERROR)
+    # b4 runs `git patch-id` once per patch (a subprocess each) to match patches
+    # across versions; the patchwork hash b4 also has is the same idea (a hash
+    # of the diff without line numbers) in pure Python: ingest is ~10x faster.
+    b4.LoreMessage.get_patch_id = staticmethod(_diff_hash)
+
+
+def _diff_hash(body: str) -> str | None:
+    """b4's patchwork hash of the diff alone (the commit message may change
+    between versions while the patch, and its trailers, stay the same)."""
+    start = body.find("diff --git ")
+    return b4.LoreMessage.get_patchwork_hash(body[start:]) if start >= 0 else None
 
 
 @dataclass
@@ -93,18 +104,25 @@ def thread_roots(links: list[tuple[str, str, list[str]]]) -> dict[str, str]:
     return {m: find(m) for m, _, _ in links}
 
 
-def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str) -> list[Version]:
+def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str,
+                    with_am: bool = True, only_revision: int | None = None) -> list[Version]:
     """All series versions b4 finds in one thread's messages: raw bytes, or
-    (spooled msgid, raw bytes) so mail without a Message-ID keeps its spool id."""
+    (spooled msgid, raw bytes) so mail without a Message-ID keeps its spool id.
+
+    ``with_am`` also makes the am-ready mbox of complete versions (b4 runs
+    ``git mailinfo`` per patch: the tracker leaves it to the test run).
+    """
     msgs = []
     for item in raws:
         msgid, raw = item if isinstance(item, tuple) else ("", item)
-        msg = mail.parse_bytes(raw)
-        if not mail.normalise_msgid(mail.header(msg, "Message-ID")):
-            msgid = msgid or mail.message_id(msg, raw)[0]
-            # b4 refuses mail without a Message-ID; give it the id we spooled it by.
+        msg = mail.parse_fast(raw)
+        found = mail.normalise_msgid(mail.header(msg, "Message-ID"))
+        clean = found or msgid or mail.message_id(msg, raw)[0]
+        if str(msg.get("Message-ID", "")).strip() != f"<{clean}>":
+            # b4 refuses mail without a Message-ID and keeps folds inside one:
+            # give it the id we spooled the mail by.
             del msg["Message-ID"]
-            msg["Message-ID"] = f"<{msgid}>"
+            msg["Message-ID"] = f"<{clean}>"
         msgs.append(msg)
     try:
         probe = _mailbox(msgs)
@@ -112,17 +130,16 @@ def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str) -> 
         log.exception("b4 could not read thread %s", thread_root)
         return []
     versions = []
+    fresh: b4.LoreMailbox | None = probe  # the probe is fresh for its first get_series call
     for revision in sorted(probe.series):
+        if only_revision is not None and revision != only_revision:
+            continue
+        box, fresh = fresh or _mailbox(msgs), None
         try:
-            version = _one_version(msgs, revision, thread_root)
-        except SystemExit as exc:  # b4 exits (e.g. on bidi characters) instead of raising
-            log.warning("b4 refused v%s in thread %s: exit %s", revision, thread_root, exc.code)
-            version = _fallback(probe, revision, thread_root,
-                                "b4 refused the series (it contains characters b4 will not "
-                                "apply, such as bidirectional control characters)")
+            version = _one_version(box, revision, thread_root, with_am)
         except Exception as exc:  # noqa: BLE001 - one bad thread must not stop the others
             log.exception("b4 failed on v%s in thread %s", revision, thread_root)
-            version = _fallback(probe, revision, thread_root, f"b4 failed: {exc}")
+            version = _fallback(box, revision, thread_root, f"b4 failed: {exc}")
         if version is not None:
             versions.append(version)
     return versions
@@ -135,15 +152,23 @@ def _mailbox(msgs: list) -> b4.LoreMailbox:
     return box
 
 
-def _one_version(msgs: list, revision: int, thread_root: str) -> Version | None:
-    box = _mailbox(msgs)  # fresh for each get_series call
+def _one_version(box: b4.LoreMailbox, revision: int, thread_root: str,
+                 with_am: bool) -> Version | None:
+    # ``box`` must be fresh: a second get_series on one mailbox doubles the trailers.
     lser = box.get_series(revision, sloppytrailers=False, codereview_trailers=False)
     if lser is None:
         return None
     version = _describe(lser, thread_root)
-    if version.complete:
-        am_msgs = lser.get_am_ready(noaddtrailers=False, addmysob=False, addlink=False,
-                                    allowbadchars=False)
+    if version.complete and with_am:
+        try:
+            am_msgs = lser.get_am_ready(noaddtrailers=False, addmysob=False, addlink=False,
+                                        allowbadchars=False)
+        except SystemExit as exc:  # b4 exits (e.g. on bidi characters) instead of raising
+            log.warning("b4 refused v%s in thread %s: exit %s", revision, thread_root, exc.code)
+            version.problem = ("b4 refused the series: it contains characters b4 will not "
+                               "apply, such as bidirectional control characters (U+202E) that "
+                               "can make code read differently from what it does")
+            return version
         buf = io.BytesIO()
         b4.save_git_am_mbox(am_msgs, buf)
         version.am_mbox = buf.getvalue()
@@ -167,8 +192,12 @@ def _describe(lser, thread_root: str) -> Version:
     subject = first.subject if first is not None else lser.subject
     author = first if first is not None else None
     addr = (author.fromemail if author else "") or ""
+    # The key links versions across threads: patch 1's subject (a v2 may add a
+    # cover letter that v1 did not have), else the first subject we have.
+    first_patch = patches[0] if patches else first
+    key_subject = first_patch.subject if first_patch is not None else subject
     key = f"change-id:{lser.change_id}" if lser.change_id else \
-        f"{addr.lower()}|{' '.join(subject.lower().split())}"
+        f"{addr.lower()}|{' '.join(key_subject.lower().split())}"
     present = [i for i, p in enumerate(lser.patches[1:], start=1) if p is not None]
     tags: list[str] = []
     if first is not None:

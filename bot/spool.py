@@ -6,8 +6,10 @@ covers, so a crash between the two cannot skip or repeat mail.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
+from hashlib import sha256
 
 from . import classify as cls
 from .state import State, dumps, now
@@ -44,11 +46,17 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
             if old is not None:
                 if bytes(old[0]) == raw:
                     result.duplicates += 1
-                else:
-                    result.conflicting += 1
-                    log.warning("message %s seen again with different content; kept the first",
-                                c.msgid)
-                continue
+                    continue
+                # Same Message-ID, other bytes: the first copy is the one used; the
+                # other is kept in quarantine under its own id (nothing is lost).
+                c = dataclasses.replace(
+                    c, kind=cls.QUARANTINE, msgid=f"{c.msgid}#conflict-{sha256(raw).hexdigest()[:16]}",
+                    reason=f"same Message-ID as an earlier message ({c.msgid}) with different "
+                           "content; the first copy is used")
+                if db.conn.execute("SELECT 1 FROM messages WHERE msgid = ?", (c.msgid,)).fetchone():
+                    result.duplicates += 1
+                    continue
+                result.conflicting += 1
             if c.kind == cls.QUARANTINE:
                 result.quarantined += 1
                 log.warning("quarantined %s: %s", c.msgid, c.reason)

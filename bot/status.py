@@ -63,3 +63,124 @@ def render_table(state: State) -> str:
 
 def render_json(state: State) -> str:
     return json.dumps(summary(state), indent=2, sort_keys=True)
+
+
+# --- The status page (bot/web.py) reads the same tables through these. ---
+
+PENDING_STATES = ("waiting", "ready", "running")
+
+
+def run_version_id(state: State, run_id: int) -> int | None:
+    """The series version a run belongs to (replies link to /runs/<id>)."""
+    row = state.one("SELECT version_id FROM runs WHERE id = ?", (run_id,))
+    return row["version_id"] if row else None
+
+
+def version_detail(state: State, version_id: int, run_id: int | None = None) -> dict | None:
+    """One series version: its runs, and every step of one run (the latest unless
+    ``run_id``) with status, verdict, diagnostics and log path."""
+    v = state.one(
+        "SELECT v.id, v.series_id, v.revision, v.subject, v.expected, v.present, v.state,"
+        " v.state_reason, v.verdict, v.first_seen, v.updated_at, v.reply_to,"
+        " s.author_name, s.author_addr FROM versions v JOIN series s ON s.id = v.series_id"
+        " WHERE v.id = ?", (version_id,))
+    if v is None:
+        return None
+    runs = state.query("SELECT id, state, verdict, base_ref, base_commit, base_reason,"
+                       " started_at, finished_at FROM runs WHERE version_id = ? ORDER BY id DESC",
+                       (version_id,))
+    run = next((r for r in runs if r["id"] == run_id), None) if run_id else (runs or [None])[0]
+    if run_id and run is None:
+        return None
+    steps = state.query(
+        "SELECT id, name, kernel, status, detail, why, verdict, new_errors, new_warnings,"
+        " diagnostics, log_path, started_at, duration FROM steps WHERE run_id = ? ORDER BY id",
+        (run["id"],)) if run else []
+    for s in steps:
+        s["diagnostics"] = loads(s["diagnostics"], [])
+    others = state.query("SELECT id, revision, state, verdict FROM versions"
+                         " WHERE series_id = ? ORDER BY revision", (v["series_id"],))
+    return dict(
+        id=v["id"], series_id=v["series_id"], subject=v["subject"], revision=v["revision"],
+        author=v["author_addr"], author_name=v["author_name"], expected=v["expected"],
+        present=loads(v["present"], []), state=v["state"], state_reason=v["state_reason"],
+        verdict=v["verdict"], first_seen=v["first_seen"], updated_at=v["updated_at"],
+        reply_to=v["reply_to"], run=run, runs=runs, steps=steps, versions=others,
+        baselines=_baselines(state, run, steps),
+    )
+
+
+def _baselines(state: State, run: dict | None, steps: list[dict]) -> dict[str, dict]:
+    """Per kernel the base build the series was compared with (for base-fails)."""
+    if not run or not run["base_commit"]:
+        return {}
+    out = {}
+    for s in steps:
+        if s["name"] == "kernel" and s["verdict"] == "base-fails":
+            row = state.one("SELECT status, stage, detail, log_path, created_at FROM baselines"
+                            " WHERE base_commit = ? AND kernel = ? ORDER BY created_at DESC"
+                            " LIMIT 1", (run["base_commit"], s["kernel"]))
+            if row:
+                out[s["kernel"]] = row
+    return out
+
+
+def queue(state: State) -> dict:
+    """What is still to do: series versions not yet answered, replies not yet sent."""
+    marks = ",".join("?" * len(PENDING_STATES))
+    versions = state.query(
+        "SELECT v.id, v.subject, v.revision, v.state, v.state_reason, v.first_seen, v.updated_at,"
+        f" s.author_addr AS author FROM versions v JOIN series s ON s.id = v.series_id"
+        f" WHERE v.state IN ({marks}) ORDER BY v.first_seen, v.id", PENDING_STATES)
+    replies = state.query(
+        "SELECT o.id, o.kind, o.key, o.version_id, o.recipients, o.attempts, o.next_attempt_at,"
+        " o.last_error, o.created_at, v.subject FROM outbox o LEFT JOIN versions v"
+        " ON v.id = o.version_id WHERE o.state = 'queued' ORDER BY o.id")
+    for r in replies:
+        r["recipients"] = loads(r["recipients"], [])
+    return dict(versions=versions, outbox=replies)
+
+
+def health(state: State, at: float, poll_seconds: int = 300) -> dict:
+    """Is the bot alive? Last successful poll, last reply sent, oldest pending item,
+    and the problems a maintainer should see at a glance (``ok`` is False then)."""
+    def stamp(key: str) -> float | None:
+        value = state.meta_get(key)
+        return float(value) if value else None
+
+    pending = queue(state)
+    items = [(v["first_seen"], f"v{v['revision']} {v['subject']!r} ({v['state']})")
+             for v in pending["versions"]]
+    items += [(r["created_at"], f"{r['kind']} reply to {r['subject']!r}" if r["subject"]
+               else f"{r['kind']} reply {r['key']}") for r in pending["outbox"]]
+    oldest = min(items, default=None)
+    out = dict(now=at, last_poll_at=stamp("last_poll_at"), last_sent_at=stamp("last_sent_at"),
+               last_ingest_at=stamp("last_ingest_at"),
+               oldest_pending_at=oldest[0] if oldest else None,
+               oldest_pending=oldest[1] if oldest else "",
+               pending_versions=len(pending["versions"]), pending_replies=len(pending["outbox"]))
+    problems = []
+    poll_limit = max(3 * poll_seconds, 600)
+    if out["last_poll_at"] is None:
+        problems.append("no successful poll recorded")
+    elif at - out["last_poll_at"] > poll_limit:
+        problems.append(f"no successful poll for {age(at - out['last_poll_at'])}")
+    stuck = [r for r in pending["outbox"] if at - r["created_at"] > 3600]
+    if stuck:
+        problems.append(f"{len(stuck)} repl{'ies' if len(stuck) > 1 else 'y'} queued for over"
+                        f" an hour (last error: {stuck[0]['last_error'] or 'none'})")
+    running = [v for v in pending["versions"] if v["state"] in ("ready", "running")
+               and at - v["updated_at"] > 6 * 3600]
+    if running:
+        problems.append(f"{len(running)} series waiting for a test for over 6 hours")
+    out.update(ok=not problems, problems=problems)
+    return out
+
+
+def age(seconds: float) -> str:
+    """42s, 5m, 3h, 2d: how long ago, roughly."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

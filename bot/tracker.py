@@ -9,7 +9,10 @@ one not yet tested.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 
 from . import classify as cls
 from . import outbox, report, series
@@ -43,23 +46,83 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     members: dict[str, list[str]] = defaultdict(list)
     for msgid, root in roots.items():
         members[root].append(msgid)
-    touched = {roots[r["msgid"]] for r in fresh if r["msgid"] in roots}
+    touched = sorted({roots[r["msgid"]] for r in fresh if r["msgid"] in roots})
     count = 0
-    for root in sorted(touched):
-        ids = members[root]
-        raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
-            f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
-            " ORDER BY received_at, msgid", ids)]
-        versions = series.assemble_thread(raws, root)
-        with state.tx() as db:
-            for version in versions:
-                _upsert(db, version)
-                count += 1
-            db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
-                            f" ({','.join('?' * len(ids))})", ids)
+    pool = _pool(rules) if len(touched) >= POOL_MIN_THREADS else None
+    try:
+        # Chunks keep memory flat however large the mailbox is.
+        for start in range(0, len(touched), CHUNK_THREADS):
+            jobs = []
+            for root in touched[start:start + CHUNK_THREADS]:
+                needed = _grouping_ids(state, members[root])
+                raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+                    f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(needed))})"
+                    " ORDER BY received_at, msgid", needed)] if needed else []
+                jobs.append((raws, root))
+            results = pool.map(_assemble_job, jobs, chunksize=8) if pool else map(_assemble_job, jobs)
+            for (raws, root), versions in zip(jobs, results, strict=True):
+                count += _store_thread(state, rules, root, members[root], raws, versions)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     _mark_rest(state)
     _supersede(state)
     return count
+
+
+POOL_MIN_THREADS = 64   # below this, a process pool costs more than it saves
+CHUNK_THREADS = 256
+
+
+def _assemble_job(job: tuple[list[tuple[str, bytes]], str]) -> list[series.Version]:
+    raws, root = job
+    return series.assemble_thread(raws, root, with_am=False)
+
+
+def _pool(rules: Rules) -> ProcessPoolExecutor | None:
+    """b4 parses ~1 ms a message in Python: big backlogs use every core.
+    forkserver, because the daemon has threads and fork would copy their locks."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return None
+    return ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=series.configure_b4,
+                               initargs=(rules.bot_name, rules.bot_address))
+
+
+def _store_thread(state: State, rules: Rules, root: str, ids: list[str],
+                  raws: list[tuple[str, bytes]], versions: list[series.Version]) -> int:
+    sizes = {msgid: len(raw) for msgid, raw in raws}
+    for version in versions:
+        version.problem = version.problem or over_limits(rules, version, sizes)
+    with state.tx() as db:
+        for version in versions:
+            _upsert(db, version, ids)
+        db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
+                        f" ({','.join('?' * len(ids))})", ids)
+    return len(versions)
+
+
+def over_limits(rules: Rules, v: series.Version, sizes: dict[str, int]) -> str:
+    """Why a version is too big to test ([limits] of the rules), or ''."""
+    patches = max(v.expected, len(v.present))
+    if patches > rules.max_patches:
+        return f"the series has {patches} patches; this bot tests at most {rules.max_patches}"
+    size = sum(sizes.get(m, 0) for m in v.msgids)
+    if rules.max_diff_bytes and size > rules.max_diff_bytes:
+        return (f"the series is {size} bytes of mail; this bot tests at most "
+                f"{rules.max_diff_bytes} bytes")
+    return ""
+
+
+def _grouping_ids(state: State, ids: list[str]) -> list[str]:
+    """What b4 needs to group a thread into versions: patches, cover letters and
+    the messages patches answer (a cover without [PATCH 0/n]). Replies only
+    carry trailers; they join at test time, when the am-ready mbox is made."""
+    rows = state.query(f"SELECT msgid, kind, in_reply_to FROM messages WHERE msgid IN"
+                       f" ({','.join('?' * len(ids))})", ids)
+    parents = {r["in_reply_to"] for r in rows if r["kind"] == cls.PATCH}
+    return [r["msgid"] for r in rows if r["kind"] in (cls.PATCH, cls.COVER) or r["msgid"] in parents]
 
 
 def _mark_rest(state: State) -> None:
@@ -68,13 +131,14 @@ def _mark_rest(state: State) -> None:
                         f" AND kind NOT IN ({KINDS_SQL})")
 
 
-def _upsert(db, v: series.Version) -> None:
+def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
     stamp = now()
     row = db.conn.execute("SELECT id FROM series WHERE key = ?", (v.key,)).fetchone()
     if row is None:
         series_id = db.conn.execute(
             "INSERT INTO series (key, subject, author_name, author_addr, first_seen)"
-            " VALUES (?,?,?,?,?)", (v.key, v.subject, v.author_name, v.author_addr, stamp)).lastrowid
+            " VALUES (?,?,?,?,?)", [_text(x) for x in (v.key, v.subject, v.author_name,
+                                                     v.author_addr, stamp)]).lastrowid
     else:
         series_id = row[0]
     if v.problem:
@@ -89,7 +153,8 @@ def _upsert(db, v: series.Version) -> None:
                   complete=int(v.complete), has_cover=int(v.has_cover), reply_to=v.reply_to,
                   thread_root=v.thread_root, msgids=dumps(v.msgids), base_commit=v.base_commit,
                   tags=dumps(v.tags), trailers=v.trailers, fingerprint=v.fingerprint,
-                  am_mbox=v.am_mbox, updated_at=stamp)
+                  am_mbox=v.am_mbox, thread_msgids=dumps(sorted(thread_msgids)), updated_at=stamp)
+    fields = {k: _text(x) for k, x in fields.items()}
     if old is None:
         fields.update(series_id=series_id, revision=v.revision, state=new_state,
                       state_reason=reason, first_seen=stamp)
@@ -109,6 +174,23 @@ def _upsert(db, v: series.Version) -> None:
         fields.update(state="ready", state_reason="patches changed since the last test")
     sets = ",".join(f"{k} = ?" for k in fields)
     db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
+
+
+def _text(value):
+    """A string SQLite can store: 8-bit header bytes that the email package kept
+    as lone surrogates become the characters they encode (or U+FFFD)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape" if _escaped_only(value) else "replace") \
+            .decode("utf-8", "replace")
+
+
+def _escaped_only(value: str) -> bool:
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in value)
 
 
 def _supersede(state: State) -> None:
@@ -170,3 +252,18 @@ def _human(seconds: int) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
     return f"{seconds} seconds"
+
+
+def am_ready(state: State, version: dict) -> tuple[bytes, str]:
+    """(am-ready mbox, problem) for a version, made by b4 from its whole thread."""
+    ids = loads(version["thread_msgids"], []) or loads(version["msgids"], [])
+    raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+        f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
+        " ORDER BY received_at, msgid", ids)]
+    for v in series.assemble_thread(raws, version["thread_root"], with_am=True,
+                                    only_revision=version["revision"]):
+        if v.problem:
+            return b"", v.problem
+        if v.am_mbox:
+            return v.am_mbox, ""
+    return b"", "b4 no longer finds every patch of this version in its thread"

@@ -1,9 +1,10 @@
 """The embedded demo data (bot/demo_data) really behaves as documented.
 
-The base tree generates and builds on all four mini kernels, and every
-series on the sample list applies (or not), generates and builds with
-exactly the per-kernel results in bot/demo_data/list/README.  Real git,
-python, make and gcc; no bot code.
+The base tree generates and builds on all ten mini kernels, every series
+on the sample list applies (or not), generates and builds with exactly
+the per-kernel results in bot/demo_data/list/README, and every mini
+kernel declares exactly the APIs that bot/demo_data/kernels/README says
+it has.  Real git, python, make and gcc; no bot code.
 """
 
 import email
@@ -20,7 +21,21 @@ import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "bot" / "demo_data"
 LIST = DEMO / "list"
-KERNELS = ("3.10", "4.19", "5.10", "6.1")
+KERNELS = ("3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1")
+RELEASES = {
+    "3.10": "3.10.108",
+    "3.16": "3.16.85",
+    "4.4": "4.4.302",
+    "4.9": "4.9.337",
+    "4.14": "4.14.336",
+    "4.19": "4.19.325",
+    "5.4": "5.4.301",
+    "5.10": "5.10.237",
+    "5.15": "5.15.196",
+    "6.1": "6.1.140",
+}
+# below 4.12: no kvmalloc_array(), which B v1's kvcalloc() backport calls
+NO_KVMALLOC = ("3.10", "3.16", "4.4", "4.9")
 ENV = {
     **os.environ,
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -41,19 +56,21 @@ SERIES = {
     ),
     "B v1": (
         ["06-breaks-3.10-v1-patch-1-2.eml", "07-breaks-3.10-v1-patch-2-2.eml"],
-        {**ALL_PASS, "3.10": False},
+        {**ALL_PASS, **dict.fromkeys(NO_KVMALLOC, False)},
     ),
     "B v2": (["13-fixes-3.10-v2-patch-1-2.eml", "14-fixes-3.10-v2-patch-2-2.eml"], ALL_PASS),
 }
 # (series, kernel) -> gcc errors that must be in the build log
+KVMALLOC_ARRAY_ERROR = (
+    r"^backport-include/linux/mm\.h:10:16: error: implicit declaration of function 'kvmalloc_array'"
+)
+KVFREE_ERROR = r"^drivers/net/wireless/minidrv/ring\.c:18:9: error: implicit declaration of function 'kvfree'"
 ERRORS = {
-    ("B v1", "3.10"): [
-        r"^backport-include/linux/mm\.h:10:16: error: implicit declaration of function"
-        r" 'kvmalloc_array'",
-        r"^drivers/net/wireless/minidrv/ring\.c:18:9: error: implicit declaration of function"
-        r" 'kvfree'",
-    ],
+    ("B v1", "3.10"): [KVMALLOC_ARRAY_ERROR, KVFREE_ERROR],
+    **{("B v1", k): [KVMALLOC_ARRAY_ERROR] for k in NO_KVMALLOC[1:]},
 }
+# (series, kernel) -> errors that must not be there (kvfree() is in 3.15)
+NOT_ERRORS = {("B v1", k): [KVFREE_ERROR] for k in NO_KVMALLOC[1:]}
 DIAGNOSTIC = re.compile(r"^[\w./-]+\.[ch]:\d+:\d+: error: ", re.M)
 
 
@@ -121,8 +138,14 @@ def test_base_tree_generates_and_builds_everywhere(base_repo, tmp_path):
     ("kernel", "compat"),
     [
         ("3.10", {"main", "backport-4.19", "backport-5.10"}),
+        ("3.16", {"main", "backport-4.19", "backport-5.10"}),
+        ("4.4", {"main", "backport-4.19", "backport-5.10"}),
+        ("4.9", {"main", "backport-4.19", "backport-5.10"}),
+        ("4.14", {"main", "backport-4.19", "backport-5.10"}),
         ("4.19", {"main", "backport-5.10"}),
+        ("5.4", {"main", "backport-5.10"}),
         ("5.10", {"main"}),
+        ("5.15", {"main"}),
         ("6.1", {"main"}),
     ],
 )
@@ -148,6 +171,8 @@ def test_series_applies_generates_and_builds_as_documented(base_repo, tmp_path, 
             assert DIAGNOSTIC.search(log), log
         for pattern in ERRORS.get((series, kernel), []):
             assert re.search(pattern, log, re.M), f"{pattern!r} not in:\n{log}"
+        for pattern in NOT_ERRORS.get((series, kernel), []):
+            assert not re.search(pattern, log, re.M), f"{kernel}: {pattern!r} in:\n{log}"
 
 
 def test_stale_series_does_not_apply(base_repo, tmp_path):
@@ -200,14 +225,99 @@ def test_gentree_is_deterministic_and_clean_replaces_output(base_repo, tmp_path)
 
 def test_readme_table_matches_these_expectations():
     text = (LIST / "README").read_text()
-    table = text.split("series          mails")[1].split("\n\n")[0].splitlines()[1:]
+    table = "series          mails" + text.split("series          mails")[1].split("\n\n")[0]
+    header, *table = table.splitlines()
+    assert re.split(r"\s{2,}", header.strip())[4:] == list(KERNELS)
     rows = {cols[0]: cols[1:] for cols in (re.split(r"\s{2,}", r.strip()) for r in table)}
+    assert rows["(base tree)"][2 : 3 + len(KERNELS)] == ["ok", *["pass"] * len(KERNELS)]
     for series, (mails, expected) in SERIES.items():
-        files, apply, gen, *kernels = rows[series][:7]
+        files, apply, gen, *kernels = rows[series][: 3 + len(KERNELS)]
         assert files.split() == [m[:2] for m in mails]
         assert (apply, gen) == ("ok", "ok")
         assert [k == "pass" for k in kernels] == [expected[k] for k in KERNELS]
     assert rows["D"][1] == rows["E (incomplete)"][1] == "FAIL"
+    for kernel in KERNELS:
+        assert f"{kernel} ({RELEASES[kernel]})" in " ".join(text.split())
+
+
+def version_code(release):
+    major, minor, sub = (int(x) for x in release.split("."))
+    return (major << 16) + (minor << 8) + min(sub, 255)  # stable kernels clamp at 255
+
+
+def test_kernels_are_the_documented_releases(tmp_path):
+    kernels = DEMO / "kernels"
+    assert sorted(p.name for p in kernels.iterdir() if p.is_dir()) == sorted(KERNELS)
+    readme = (kernels / "README").read_text()
+    for kernel, release in RELEASES.items():
+        include = kernels / kernel / "include"
+        assert (include / "generated/utsrelease.h").read_text() == f'#define UTS_RELEASE "{release}"\n'
+        code = version_code(release)
+        version_h = (include / "linux/version.h").read_text()
+        assert re.search(rf"^#define LINUX_VERSION_CODE {code}$", version_h, re.M)
+        assert re.search(rf"^  {re.escape(kernel)} +{re.escape(release)} +{code} ", readme, re.M), kernel
+        major, minor, sub = release.split(".")
+        probe = tmp_path / f"version-{kernel}.c"
+        probe.write_text(
+            "#include <linux/version.h>\n"
+            f'_Static_assert(LINUX_VERSION_CODE == KERNEL_VERSION({major}, {minor}, {sub}), "code");\n'
+            "#ifdef LINUX_VERSION_MAJOR\n"
+            f"_Static_assert(LINUX_VERSION_MAJOR == {major} && LINUX_VERSION_PATCHLEVEL == {minor}"
+            f' && LINUX_VERSION_SUBLEVEL == {sub}, "parts");\n'
+            "#endif\n"
+        )
+        run(["gcc", "-fsyntax-only", "-nostdinc", "-I", include, probe])
+
+
+# kernels/README's API table, row by row: what a kernel's headers have when it has the API
+APIS = {
+    "timer_setup(), from_timer() (4.14)": [r"\btimer_setup\(", r"#define from_timer\("],
+    "timer_delete_sync() (6.1.84; stable": [r"\btimer_delete_sync\("],
+    "bitmap_zalloc(), bitmap_free() (4.19)": [r"\bbitmap_zalloc\(", r"\bbitmap_free\("],
+    "kvfree() (3.15)": [r"\bkvfree\("],
+    "kvmalloc(), kvmalloc_array() (4.12)": [r"\bkvmalloc\(", r"\bkvmalloc_array\("],
+    "kvcalloc() (4.18)": [r"\bkvcalloc\("],
+    "__vmalloc() with a pgprot_t argument": [r"\b__vmalloc\([^;]*pgprot_t prot\);"],
+    ".ndo_tx_timeout(dev, txqueue) (5.6)": [
+        r"\(\*ndo_tx_timeout\)\(struct net_device \*dev,\s+unsigned int txqueue"
+    ],
+    "sysfs_emit(), sysfs_emit_at() (5.10;": [r"\bsysfs_emit\(", r"\bsysfs_emit_at\("],
+    "netif_napi_add() without weight (6.1)": [
+        r"\bnetif_napi_add\(struct net_device \*dev, struct napi_struct \*napi,\s+int \(\*poll\)\([^)]*\)\)",
+        r"\bnetif_napi_add_weight\(",
+    ],
+    "NAPI_POLL_WEIGHT, DEVICE_ATTR_RO (3.11)": [r"#define NAPI_POLL_WEIGHT\b", r"#define DEVICE_ATTR_RO\("],
+    "napi_complete_done() (3.19)": [r"\bnapi_complete_done\("],
+    "<linux/stdarg.h> (5.15)": [r"^== linux/stdarg\.h ==$"],
+    "LINUX_VERSION_MAJOR/_PATCHLEVEL/": [
+        r"#define LINUX_VERSION_MAJOR \d",
+        r"#define LINUX_VERSION_SUBLEVEL \d",
+    ],
+    "KERNEL_VERSION() clamps the sublevel": [r"#define KERNEL_VERSION\(a,b,c\) .*> 255 \? 255"],
+}
+
+
+def headers(kernel):
+    include = DEMO / "kernels" / kernel / "include"
+    return "".join(f"== {p.relative_to(include)} ==\n{p.read_text()}" for p in sorted(include.rglob("*.h")))
+
+
+def test_kernels_have_exactly_the_apis_in_their_readme():
+    text = (DEMO / "kernels/README").read_text()
+    header, *rows = text[text.index("\n  API (mainline version)") + 1 :].split("\n\n")[0].splitlines()
+    start = header.index(" 3.10 ") + 1
+    columns = [(m.group(), start + m.start()) for m in re.finditer(r"\S+", header[start:])]
+    assert [name for name, _ in columns] == list(KERNELS)
+    rows = [r for r in rows if not r.startswith("    ")]  # continuation lines of a label
+    labels = [r[: columns[0][1]].strip() for r in rows]
+    assert labels == list(APIS)
+    text = {k: headers(k) for k in KERNELS}
+    for label, row in zip(labels, rows, strict=True):
+        for kernel, at in columns:
+            cell = row[at : at + 4].strip()
+            assert cell in ("yes", "-"), (label, kernel, cell)
+            found = [bool(re.search(p, text[kernel], re.M)) for p in APIS[label]]
+            assert found == [cell == "yes"] * len(found), (label, kernel, found)
 
 
 def parse(path):

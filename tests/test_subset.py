@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot import config, subset
 from bot.diffinfo import FileChange
 
-RULES = config.load(config.DEMO_RULES, base_dir="/nonexistent")  # 3.10, 4.19, 5.10, 6.1
+ALL = config.load(config.DEMO_RULES, base_dir="/nonexistent")
+# The tables below use four of the sample kernels: 3.10, 4.19, 5.10, 6.1.
+RULES = dataclasses.replace(ALL, kernels=[k for k in ALL.kernels
+                                          if k.name in ("3.10", "4.19", "5.10", "6.1")])
 
 
 def fc(path, added=(), removed=(), added_lines=()):
@@ -87,15 +92,19 @@ def test_reasons_name_the_guard_and_the_side():
     assert choice.why("4.19").startswith("at or above 4.18.0")
 
 
+def test_all_ten_sample_kernels_nearest_on_each_side():
+    choice = subset.choose(ALL, [fc("backport-include/linux/a.h",
+                                    ["#if LINUX_VERSION_IS_LESS(4,18,0)"])])
+    assert [k.name for k in choice.kernels] == ["3.10", "4.14", "4.19", "6.1"]
+
+
 def test_full_matrix_switches():
     change = [fc("devel/x", ["y"])]
     assert len(subset.choose(RULES, change, full=True).kernels) == 4
-    import dataclasses
     rules = dataclasses.replace(RULES, subset_full=True)
     assert len(subset.choose(rules, change).kernels) == 4
 
 
 def test_path_rules_come_from_the_rules():
-    import dataclasses
     rules = dataclasses.replace(RULES, subset_paths=[("compat/**", "none")])
     assert subset.choose(rules, [fc("compat/main.c", ["int y;"])]).kernels == []

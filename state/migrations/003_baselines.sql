@@ -19,3 +19,7 @@ ALTER TABLE steps ADD COLUMN why TEXT NOT NULL DEFAULT '';
 ALTER TABLE steps ADD COLUMN verdict TEXT NOT NULL DEFAULT '';   -- pass, fail, base-fails, not-built
 ALTER TABLE steps ADD COLUMN new_errors INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE steps ADD COLUMN new_warnings INTEGER NOT NULL DEFAULT 0;
+
+-- Every message of the version's thread (replies with trailers included):
+-- the am-ready mbox is made from them when the version is tested.
+ALTER TABLE versions ADD COLUMN thread_msgids TEXT NOT NULL DEFAULT '[]';

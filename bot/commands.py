@@ -1,0 +1,492 @@
+"""Mail commands: parsing (pure) and the small command classes.
+
+``parse(raw, ...)`` reads a mail addressed to the bot and says which lines
+are commands, or why the bot must stay silent. It is a pure function of
+the bytes: no database, disk or network. A command counts only at the very
+start of a line (column 0) of the first text part or in the Subject; quoted
+lines (``>``) never count, nor anything below a signature or a quoted
+original. Lines whose first word is not a command are prose and are
+skipped, except a close misspelling of a command, which is answered as
+unknown with a did-you-mean hint. At most ``max_lines`` command lines are
+read; the rest are listed as ignored.
+
+The commands themselves are small classes (Mailman's ``commands/``): a
+``name``, an ``argument_description``, a one-line ``description``, an
+``example``, ``check(args)`` (pure) and ``process(ctx, line)``. ``REGISTRY``
+is an explicit tuple; its order is the order of ``help``. Acting is done by
+``bot/command_runner.py`` (one reply per mail) with the helpers in
+``bot/command_actions.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+import textwrap
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Protocol
+
+from . import mail
+
+if TYPE_CHECKING:
+    from .command_actions import Context
+
+DONE, IGNORED = "done", "ignored"
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
+# Where the mail's own text ends: a signature, or an original quoted without ">".
+_CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin forwarded message:)$",
+                  re.I)
+_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
+# Local parts of automatic senders: no-reply and friends, and other bots.
+_BOT_SENDERS = re.compile(
+    r"^(.*[._+-])?(no-?reply|do-?not-?reply|bounces?|daemon|robot|bot|notifications?)$"
+    r"|^(lkp|syzbot|patchwork|kernelci|ci|jenkins|buildbot|gitlab|github)$", re.I)
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-bpbot-Verdict",
+                 "X-bpbot-Commands", "X-Patchwork-Hint")
+_TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
+_GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
+MAX_SUBJECT_WORDS_FOR_HINT = 3
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """One line read as a command. ``name`` is '' for an unknown command."""
+
+    text: str
+    name: str
+    args: tuple[str, ...]
+    source: str  # subject, body, address
+    hint: str = ""  # for unknown lines: the command it probably meant
+
+    @property
+    def word(self) -> str:
+        return self.text.split()[0] if self.text.split() else ""
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    msgid: str
+    subject: str
+    from_name: str
+    from_addr: str
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    silent: str = ""  # why the bot must not answer; '' when it may
+    lines: tuple[CommandLine, ...] = ()  # known and unknown command lines, in order
+    over_limit: tuple[CommandLine, ...] = ()  # command lines past max_lines
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_reply(self) -> bool:
+        return bool(self.in_reply_to or self.references)
+
+    @property
+    def thread(self) -> list[str]:
+        """The messages this mail answers, nearest first."""
+        out = [self.in_reply_to] if self.in_reply_to else []
+        return out + [r for r in reversed(self.references) if r not in out]
+
+
+@dataclass
+class Result:
+    status: str  # DONE or IGNORED
+    lines: list[str] = field(default_factory=list)
+
+
+class Command(Protocol):
+    name: str
+    argument_description: str
+    description: str
+    example: str
+
+    def check(self, args: tuple[str, ...]) -> str:
+        """'' when the arguments are acceptable, else what is wrong (pure)."""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result: ...
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def parse(raw: bytes, bot_address: str, loop_id: str = "", max_lines: int = 5,
+          subaddress: bool = False, list_address: str = "") -> ParsedMail:
+    """Read the command lines of ``raw``. Never raises: unreadable mail is silent."""
+    try:
+        return _parse(raw, bot_address.lower(), loop_id.lower(), max_lines, subaddress,
+                      list_address.lower())
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+        return ParsedMail("", "", "", "", silent=f"unreadable mail: {type(exc).__name__}: {exc}")
+
+
+def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
+           list_address: str) -> ParsedMail:
+    msg = mail.parse_bytes(raw)
+    msgid, _ = mail.message_id(msg, raw)
+    from_name, from_addr = mail.address(msg, "From")
+    subject = mail.header(msg, "Subject")
+    base = dict(msgid=msgid, subject=subject, from_name=from_name, from_addr=from_addr,
+                in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
+                references=tuple(mail.msgid_list(mail.header(msg, "References"))))
+    silent = silence_reason(msg, from_addr, bot, loop_id, list_address)
+    if silent:
+        return ParsedMail(**base, silent=silent)
+    text, note = body_text(msg)
+    found: list[CommandLine] = []
+    if subaddress:
+        found += address_commands(mail.all_addresses(msg, "To", "Cc"), bot)
+    line = subject_command(subject)
+    if line is not None:
+        found.append(line)
+    found += body_commands(text)
+    unique: list[CommandLine] = []
+    for c in found:
+        # The Subject and a reply's body often say the same thing (Re: confirm X).
+        if not any(" ".join(c.text.lower().split()) == " ".join(u.text.lower().split())
+                   for u in unique):
+            unique.append(c)
+    return ParsedMail(**base, lines=tuple(unique[:max_lines]),
+                      over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
+
+
+def silence_reason(msg, from_addr: str, bot: str, loop_id: str = "",
+                   list_address: str = "") -> str:
+    """Why this mail must never be answered, or ''. Pure."""
+    if not from_addr or "@" not in from_addr:
+        return "no usable From address"
+    local, _, domain = from_addr.partition("@")
+    bot_local, _, bot_domain = bot.partition("@")
+    if from_addr == bot or (domain == bot_domain and local.split("+", 1)[0] == bot_local):
+        return "sent by the bot itself"
+    if list_address and from_addr == list_address:
+        return "sent from the list address"
+    if loop_id and any(loop_id == str(v).strip().lower() for v in (msg.get_all("X-Loop") or [])):
+        return "carries our X-Loop header"
+    if msg.get_content_type() == "multipart/report":
+        return "a bounce (delivery report)"
+    if _BOUNCE_SENDERS.match(from_addr):
+        return f"a bounce (from {from_addr})"
+    if mail.header(msg, "Return-Path").replace(" ", "") == "<>":
+        return "a bounce (empty Return-Path)"
+    auto = mail.header(msg, "Auto-Submitted").lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return f"automatic mail (Auto-Submitted: {auto})"
+    precedence = mail.header(msg, "Precedence").lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"automatic or list mail (Precedence: {precedence})"
+    suppress = mail.header(msg, "X-Auto-Response-Suppress").lower()
+    if any(w in suppress for w in ("all", "oof", "autoreply")):
+        return f"automatic mail (X-Auto-Response-Suppress: {suppress})"
+    for name in _AUTO_HEADERS:
+        if msg.get(name) is not None:
+            return f"automatic mail ({name})"
+    if _BOT_SENDERS.match(local):
+        return f"sent by a robot ({from_addr})"
+    return ""
+
+
+def subject_command(subject: str) -> CommandLine | None:
+    """The Subject as a command line. Behind 'Re:'/'Fwd:' only ``confirm`` counts
+    (answering a confirmation keeps its subject); 'Re: help' is not asked again."""
+    text = _REPLY_PREFIX.sub("", subject).strip()
+    line = read_line(text, "subject")
+    if line is None or (not line.name and len(text.split()) > MAX_SUBJECT_WORDS_FOR_HINT):
+        return None
+    if text != subject.strip() and line.name != "confirm":
+        return None
+    return line
+
+
+def address_commands(addresses: list[str], bot: str) -> list[CommandLine]:
+    """``bot+subscribe@`` and ``bot+confirm+TOKEN@`` sub-addresses."""
+    bot_local, _, bot_domain = bot.partition("@")
+    out = []
+    for addr in addresses:
+        local, _, domain = addr.partition("@")
+        head, plus, rest = local.partition("+")
+        if plus and head == bot_local and domain == bot_domain and rest:
+            line = read_line(" ".join(p for p in rest.split("+") if p), "address")
+            if line is not None:
+                out.append(line)
+    return out
+
+
+def body_commands(text: str) -> list[CommandLine]:
+    out = []
+    for raw_line in text.splitlines():
+        line = raw_line.rstrip()
+        if _CUT.match(line):
+            break
+        if not line or line[0] in "> \t|":  # quoted or indented: never a command
+            continue
+        cmd = read_line(line, "body")
+        if cmd is not None:
+            out.append(cmd)
+    return out
+
+
+def read_line(text: str, source: str) -> CommandLine | None:
+    """A command line, an unknown one with a hint, or None for prose."""
+    words = text.split()
+    if not words:
+        return None
+    word = words[0].lower().rstrip(":.,!")
+    if word in BY_NAME:
+        return CommandLine(text.strip(), word, tuple(words[1:]), source)
+    hint = did_you_mean(word)
+    if hint and len(words) <= 4:
+        return CommandLine(text.strip(), "", tuple(words[1:]), source, hint)
+    return None
+
+
+def did_you_mean(word: str) -> str:
+    close = difflib.get_close_matches(word.lower(), list(BY_NAME), n=1, cutoff=0.75)
+    return close[0] if close else ""
+
+
+def body_text(msg) -> tuple[str, str]:
+    """The first text/plain part, else the first text/html part as text."""
+    text, note = mail.text_body(msg)
+    if not note.startswith("HTML only"):
+        return text, note
+    for part in msg.walk():
+        if part.get_content_type() == "text/html" and not part.is_multipart():
+            payload = part.get_payload(decode=True) or b""
+            html = payload.decode(part.get_content_charset() or "utf-8", "replace")
+            return html_text(html), "HTML only: read as text"
+    return "", note
+
+
+_BLOCKS = {"p", "div", "br", "li", "tr", "table", "ul", "ol", "pre", "h1", "h2", "h3", "h4",
+           "hr"}
+_SKIP = {"script", "style", "head", "title"}
+
+
+class _HtmlText(HTMLParser):
+    """HTML to lines; text inside <blockquote> comes out quoted with '> '."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.current = ""
+        self.quote = 0
+        self.skip = 0
+
+    def _break(self) -> None:
+        if self.current.strip():
+            self.lines.append("> " * self.quote + self.current.strip())
+        self.current = ""
+
+    def handle_starttag(self, tag, attrs):  # noqa: ARG002 - HTMLParser's API
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag == "blockquote":
+            self._break()
+            self.quote += 1
+        elif tag in _BLOCKS:
+            self._break()
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag == "blockquote":
+            self._break()
+            self.quote = max(0, self.quote - 1)
+        elif tag in _BLOCKS:
+            self._break()
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.current += re.sub(r"\s+", " ", data)
+
+
+def html_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    parser._break()
+    return "\n".join(parser.lines)
+
+
+def msgid_argument(value: str) -> str:
+    """'<a@b>', 'a@b' or a lore link -> 'a@b'; '' when it is not a Message-ID."""
+    value = value.strip()
+    if value.startswith(("http://", "https://")):
+        parts = [p for p in value.split("/") if "@" in p]
+        value = parts[-1] if parts else ""
+    value = mail.normalise_msgid(value)
+    return value if "@" in value else ""
+
+
+def glob_matches(glob: str, paths: list[str]) -> list[str]:
+    """The paths a subscription glob covers: fnmatch, or a folder prefix."""
+    if glob == "*":
+        return list(paths) or ["*"]
+    folder = glob.rstrip("/") + "/"
+    return [p for p in paths if fnmatch.fnmatchcase(p, glob) or p.startswith(folder)]
+
+
+# --- the commands ----------------------------------------------------------
+
+
+class Help:
+    name = "help"
+    argument_description = ""
+    description = "this list of commands"
+    example = "help"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        return Result(DONE, help_lines(ctx.rules.bot_address, ctx.rules.commands.max_lines))
+
+
+class Subscribe:
+    name = "subscribe"
+    argument_description = "[path-glob]"
+    description = ("a copy of every report on series touching paths that match the glob "
+                   "(default: all); starts once you confirm by mail")
+    example = "subscribe backport-include/*"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        if len(args) > 1:
+            return "subscribe takes one path glob (or none for everything)"
+        if args and not _GLOB.match(args[0]):
+            return f"'{args[0]}' is not a path glob (like compat/* or backport-include/linux/*.h)"
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        from . import subscriptions
+        glob = line.args[0] if line.args else "*"
+        if subscriptions.has(ctx.db, ctx.sender, glob):
+            return Result(IGNORED, [f"{ctx.sender} is already subscribed to {_what(glob)}."])
+        ctx.ask_confirmation(self.name, [glob], f"subscribe {ctx.sender} to {_what(glob)}")
+        return Result(DONE, [f"Confirmation needed to subscribe {ctx.sender} to "
+                             f"{_what(glob)} (see below)."])
+
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        from . import subscriptions
+        glob = action["args"][0]
+        if not subscriptions.add(ctx.db, ctx.sender, glob, ctx.now, ctx.token):
+            return f"{ctx.sender} was already subscribed to {_what(glob)}."
+        return f"Subscribed {ctx.sender} to {_what(glob)}."
+
+
+class Unsubscribe:
+    name = "unsubscribe"
+    argument_description = "[path-glob | all]"
+    description = "stop the copies (default: all of them); confirmed by mail too"
+    example = "unsubscribe all"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        if len(args) > 1:
+            return "unsubscribe takes one path glob, or 'all'"
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        from . import subscriptions
+        glob = line.args[0] if line.args else "all"
+        current = subscriptions.globs(ctx.db, ctx.sender)
+        if not current or (glob != "all" and glob not in current):
+            have = ", ".join(current) or "nothing"
+            return Result(IGNORED, [f"{ctx.sender} is not subscribed to {_what(glob)} "
+                                    f"(subscribed to: {have})."])
+        ctx.ask_confirmation(self.name, [glob], f"unsubscribe {ctx.sender} from {_what(glob)}")
+        return Result(DONE, [f"Confirmation needed to unsubscribe {ctx.sender} from "
+                             f"{_what(glob)} (see below)."])
+
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        from . import subscriptions
+        glob = action["args"][0]
+        removed = subscriptions.remove(ctx.db, ctx.sender, glob)
+        if not removed:
+            return f"{ctx.sender} was no longer subscribed to {_what(glob)}."
+        return f"Unsubscribed {ctx.sender} from {', '.join(_what(g) for g in removed)}."
+
+
+class Confirm:
+    name = "confirm"
+    argument_description = "<token>"
+    description = "go ahead with a subscribe, unsubscribe or retest (the token comes by mail)"
+    example = "confirm 3f0c9a1e5b7d2c4e6a8b"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        if len(args) != 1:
+            return "confirm takes exactly one token, as mailed to you"
+        if not _TOKEN.match(args[0].lower()):
+            return f"'{args[0]}' is not a token; copy the whole line from the mail you got"
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        from . import command_actions
+        return command_actions.confirm(ctx, line.args[0].lower())
+
+
+class Status:
+    name = "status"
+    argument_description = "[message-id | subject words | queue]"
+    description = ("the state and verdict of a series (every version), or the queue; in a "
+                   "reply to a series, that series")
+    example = "status <20260112081402.4127-1-asa.lindqvist@example.org>"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        from . import command_actions
+        return command_actions.status(ctx, line.args)
+
+
+class Retest:
+    name = "retest"
+    argument_description = "<message-id> [full]"
+    description = ("maintainers only: test the series again ('full': on every kernel); in "
+                   "a reply to a series the message-id may be left out")
+    example = "retest <20260114100233.9174-1-tomasz.wierzba@example.com> full"
+
+    def check(self, args: tuple[str, ...]) -> str:
+        rest = [a for a in args if a.lower() != "full"]
+        if len(rest) > 1 or (rest and not msgid_argument(rest[0])):
+            return "retest takes a Message-ID and optionally 'full'"
+        return ""
+
+    def process(self, ctx: Context, line: CommandLine) -> Result:
+        from . import command_actions
+        return command_actions.retest(ctx, line.args)
+
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        from . import command_actions
+        return command_actions.retest_confirmed(ctx, action)
+
+
+class Confirmable(Command, Protocol):
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        """Carry out an action of a confirmed token; one line saying what happened."""
+
+
+_SUBSCRIBE, _UNSUBSCRIBE, _RETEST = Subscribe(), Unsubscribe(), Retest()
+REGISTRY: tuple[Command, ...] = (Help(), _SUBSCRIBE, _UNSUBSCRIBE, Confirm(), Status(), _RETEST)
+BY_NAME: dict[str, Command] = {c.name: c for c in REGISTRY}
+# Commands that wait for a confirmation token, by the name stored in the token.
+CONFIRMABLE: dict[str, Confirmable] = {c.name: c for c in (_SUBSCRIBE, _UNSUBSCRIBE, _RETEST)}
+
+
+def _what(glob: str) -> str:
+    if glob in ("*", "all"):
+        return "every report" if glob == "*" else "all reports"
+    return f"reports on series touching {glob}"
+
+
+def help_lines(bot_address: str, max_lines: int) -> list[str]:
+    """The help text: one paragraph (wrapped by the reply), then verbatim lines."""
+    lines = [f"Mail {bot_address} with one command per line, at the start of the line; "
+             f"quoted lines ('>') are never read, and at most {max_lines} command lines "
+             "per mail (the Subject counts as one). One reply lists what was done.", ""]
+    for c in REGISTRY:
+        lines.append(f"  {c.name} {c.argument_description}".rstrip())
+        lines += textwrap.wrap(c.description, 72, initial_indent=" " * 6,
+                               subsequent_indent=" " * 6, break_on_hyphens=False)
+        lines.append(f"      e.g. {c.example}")
+    return lines

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef __LINUX_BITMAP_H
+#define __LINUX_BITMAP_H
+
+#include <linux/types.h>
+#include <linux/bitops.h>
+
+extern int __bitmap_weight(const unsigned long *bitmap, unsigned int nbits);
+
+static inline int bitmap_weight(const unsigned long *src, unsigned int nbits)
+{
+	return __bitmap_weight(src, nbits);
+}
+
+#endif /* __LINUX_BITMAP_H */
