@@ -13,6 +13,7 @@ the sandbox adds to one build command.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def main() -> int:
         p, b = statistics.median(plain_ms), statistics.median(boxed_ms)
         overheads.append(b - p)
         print(f"{label:28} {p:10.1f} {b:13.1f} {b - p:12.1f}")
+    shutil.rmtree(work, ignore_errors=True)
     # The empty command isolates the sandbox's own cost; a build adds noise.
     print(f"sandbox_overhead_ms={overheads[0]:.1f}")
     return 0

@@ -179,8 +179,9 @@ def _finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Pat
                         " base_reason=?, finished_at=?, workdir=? WHERE id=?",
                         ("infra-error" if infra else "done", outcome.verdict, outcome.base_ref,
                          outcome.base_commit, outcome.base_reason, now(), str(run_dir), run_id))
-        db.conn.execute("UPDATE versions SET state=?, verdict=?, updated_at=? WHERE id=?",
-                        ("done", outcome.verdict, now(), version["id"]))
+        # A `retest ... full` asks for one full run, not for every later one.
+        db.conn.execute("UPDATE versions SET state=?, verdict=?, force_full=0, updated_at=?"
+                        " WHERE id=?", ("done", outcome.verdict, now(), version["id"]))
         outbox.queue(db, key, "report", msg, rcpts, version_id=version["id"], run_id=run_id)
         # Subscribers' copies (mail commands): queued with the report, so exactly once each.
         subscriptions.queue_copies(db, rules, version, msg,

@@ -134,7 +134,9 @@ def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str,
     for revision in sorted(probe.series):
         if only_revision is not None and revision != only_revision:
             continue
-        box, fresh = fresh or _mailbox(msgs), None
+        # A second get_series on one mailbox doubles follow-up trailers; without
+        # the am-ready mbox no trailers are read, so one mailbox serves all.
+        box, fresh = fresh or _mailbox(msgs), (probe if not with_am else None)
         try:
             version = _one_version(box, revision, thread_root, with_am)
         except Exception as exc:  # noqa: BLE001 - one bad thread must not stop the others

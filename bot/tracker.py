@@ -30,7 +30,8 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     ``one_thread`` treats all mail as one thread: for ``bpbot check`` on
     ``git format-patch`` output, whose files carry no threading headers.
     """
-    fresh = state.query(f"SELECT msgid FROM messages WHERE assembled = 0 AND kind IN ({KINDS_SQL})")
+    fresh = state.query(f"SELECT msgid, kind FROM messages WHERE assembled = 0"
+                        f" AND kind IN ({KINDS_SQL})")
     if not fresh:
         _mark_rest(state)
         return 0
@@ -46,7 +47,12 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     members: dict[str, list[str]] = defaultdict(list)
     for msgid, root in roots.items():
         members[root].append(msgid)
-    touched = sorted({roots[r["msgid"]] for r in fresh if r["msgid"] in roots})
+    # Only patches and cover letters change how b4 groups a thread; a reply
+    # just joins the thread's list (its trailers are read at test time).
+    touched = sorted({roots[r["msgid"]] for r in fresh
+                      if r["msgid"] in roots and r["kind"] != cls.REPLY})
+    replied = {roots[r["msgid"]] for r in fresh if r["msgid"] in roots} - set(touched)
+    _note_replies(state, replied, members)
     count = 0
     pool = _pool(rules) if len(touched) >= POOL_MIN_THREADS else None
     try:
@@ -113,6 +119,16 @@ def over_limits(rules: Rules, v: series.Version, sizes: dict[str, int]) -> str:
         return (f"the series is {size} bytes of mail; this bot tests at most "
                 f"{rules.max_diff_bytes} bytes")
     return ""
+
+
+def _note_replies(state: State, roots: set[str], members: dict[str, list[str]]) -> None:
+    with state.tx() as db:
+        for root in roots:
+            ids = members[root]
+            db.conn.execute("UPDATE versions SET thread_msgids = ? WHERE thread_root = ?",
+                            (dumps(sorted(ids)), root))
+            db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
+                            f" ({','.join('?' * len(ids))})", ids)
 
 
 def _grouping_ids(state: State, ids: list[str]) -> list[str]:

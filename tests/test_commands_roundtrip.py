@@ -49,7 +49,9 @@ def test_help_then_retest_from_a_stranger_and_from_a_maintainer(tmp_path, imap_s
     assert again.message["In-Reply-To"] == first.message["In-Reply-To"]
     assert again.message["Message-ID"] != first.message["Message-ID"]
     assert state.one("SELECT COUNT(*) AS n FROM runs")["n"] == 2
-    assert state.one("SELECT force_full FROM versions")["force_full"] == 1
+    assert state.one("SELECT full_matrix FROM retests")["full_matrix"] == 1
+    # The full matrix was for that one run; later runs go back to the subset.
+    assert state.one("SELECT force_full FROM versions")["force_full"] == 0
 
     state = serve(rules)  # a restart: nothing answered twice
     assert smtp_server.unchecked() == []
