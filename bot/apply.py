@@ -61,14 +61,17 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
 def add_worktree(rules: Rules, base: Base, path: Path) -> None:
     remove_worktree(rules, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    res = g.git(rules.tree_path, "worktree", "add", "--detach", "--force", str(path), base.commit)
+    # --force twice: also over a worktree a killed run left registered and locked.
+    res = g.git(rules.tree_path, "worktree", "add", "--detach", "--force", "--force", str(path),
+                base.commit)
     if not res.ok:
         raise BaseError(f"git worktree add failed: {res.output.strip()}")
 
 
 def remove_worktree(rules: Rules, path: Path) -> None:
     if path.exists():
-        g.git(rules.tree_path, "worktree", "remove", "--force", str(path))
+        g.git(rules.tree_path, "worktree", "unlock", str(path))  # a half-made one is locked
+        g.git(rules.tree_path, "worktree", "remove", "--force", "--force", str(path))
         shutil.rmtree(path, ignore_errors=True)
     g.git(rules.tree_path, "worktree", "prune")
 

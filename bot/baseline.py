@@ -105,7 +105,9 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
                 fresh[k.name] = BaseResult(k.name, gen.status, "generate", gen.detail,
                                            log_path=gen.log_path)
         else:
-            for step in build.build_all(rules, sandbox, missing, paths.out, paths.build, logs):
+            # The base is the tree's own code: its builds may fill the ccache.
+            for step in build.build_all(rules, sandbox, missing, paths.out, paths.build, logs,
+                                        trusted=True):
                 fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
                                                 step.diagnostics, step.log_path)
     finally:

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, build_dir: Path,
-              log_file: Path) -> StepResult:
+              log_file: Path, trusted: bool = False) -> StepResult:
+    """One build. Only ``trusted`` builds (the base, from the tree itself) may write
+    to the shared ccache; a series' build reads it, so a hostile series cannot
+    plant objects that later builds would use."""
     started = time.time()
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)
@@ -28,14 +31,18 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
                   kernel_path=kernel.path, kernel_version=kernel.version, kernel_name=kernel.name,
                   build_dir=build_dir, jobs=1, python=sys.executable)
     cache = ccache_dir(rules)
-    writable = [build_dir] + ([cache] if cache else [])
-    wrapped = [sandbox.wrap(expand(c, values), readonly=[output, kernel.path],
-                            writable=writable, cwd=output) for c in rules.build_commands]
+    writable = [build_dir] + ([cache] if cache and trusted else [])
+    readonly = [output, kernel.path] + ([cache] if cache and not trusted else [])
+    wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=writable, cwd=output)
+               for c in rules.build_commands]
     env = dict(wrapped[0][1])
     if cache:
         # Debian's ccache masquerade dir puts ccache in front of gcc/cc.
         env["PATH"] = f"{CCACHE_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
         env["CCACHE_DIR"] = str(cache)
+        env["CCACHE_TEMPDIR"] = "/tmp"
+        if not trusted:
+            env["CCACHE_READONLY"] = "1"
     try:
         res = proc.run_all([argv for argv, _ in wrapped], cwd=output, timeout=rules.build_timeout, env=env,
                        output_cap=rules.output_cap, log_file=log_file)
@@ -68,18 +75,19 @@ def ccache_dir(rules: Rules) -> Path | None:
 
 def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
               build_root: Path, log_dir: Path,
-              progress: Callable[[str], None] | None = None) -> list[StepResult]:
+              progress: Callable[[str], None] | None = None,
+              trusted: bool = False) -> list[StepResult]:
     """Build on ``kernels`` in parallel; build dirs at ``build_root/<kernel>``, which
     stay the same from run to run so that ccache hits."""
     if not kernels:
         return []
     if rules.executor == "rq":
         from . import remote
-        return remote.build_all(rules, kernels, output, log_dir, progress)
+        return remote.build_all(rules, kernels, output, log_dir, progress, trusted)
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,
-                           log_dir / f"build-{kernel.name}.log")
+                           log_dir / f"build-{kernel.name}.log", trusted)
         if progress:
             progress(f"build {kernel.name}: {result.status} ({result.detail})")
         return result

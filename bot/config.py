@@ -265,7 +265,7 @@ def _source(src: _Table, base: Path) -> Source:
 
 
 def _commands(table: _Table) -> CommandRules:
-    """The optional [commands] table (mail commands, issue 4)."""
+    """The optional [commands] table (mail commands, see bot/commands.py)."""
     maintainers = table.get("maintainers", list, [])
     for i, addr in enumerate(maintainers):
         if not isinstance(addr, str) or "@" not in addr:

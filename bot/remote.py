@@ -14,6 +14,7 @@ installed (see deploy/bpbot-worker@.service).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+from . import limits as lim
 from .config import Kernel, Rules
 from .diagnostics import Diagnostic
 from .steps import INFRA, TIMEOUT, StepResult
@@ -64,9 +66,12 @@ def build_job(payload: dict) -> dict:
         ccache=payload["ccache"], state_dir=root)
     kernel = Kernel(payload["kernel"]["name"], payload["kernel"]["version"],
                     Path(payload["kernel"]["path"]))
-    box = sandbox.Sandbox.detect(payload["sandbox"], [])
+    # The daemon's limits; other workers' slots under the worker root are hidden.
+    box = sandbox.Sandbox.detect(payload["sandbox"], [root],
+                                 limits=lim.Limits(**payload["limits"]))
     log_file = slot / "build.log"
-    step = build.build_one(rules, box, kernel, out, build_dir, log_file)
+    step = build.build_one(rules, box, kernel, out, build_dir, log_file,
+                           trusted=payload.get("trusted", False))
     text = log_file.read_text(encoding="utf-8", errors="replace") if log_file.exists() else ""
     return dict(status=step.status, detail=step.detail, duration=step.duration,
                 diagnostics=[d.to_dict() for d in step.diagnostics], tail=step.tail, log=text,
@@ -82,7 +87,8 @@ def _worker_name() -> str:
 
 
 def build_all(rules: Rules, kernels: list[Kernel], output: Path, log_dir: Path,
-              progress: Callable[[str], None] | None = None) -> list[StepResult]:
+              progress: Callable[[str], None] | None = None,
+              trusted: bool = False) -> list[StepResult]:
     """Enqueue one job per kernel and wait for all of them."""
     from redis import Redis
     from rq import Queue, Retry
@@ -96,7 +102,8 @@ def build_all(rules: Rules, kernels: list[Kernel], output: Path, log_dir: Path,
         payload = dict(kernel=dict(name=k.name, version=k.version, path=str(k.path)),
                        archive=archive, build_commands=rules.build_commands,
                        build_timeout=rules.build_timeout, output_cap=rules.output_cap,
-                       ccache=rules.ccache, sandbox=rules.sandbox)
+                       ccache=rules.ccache, sandbox=rules.sandbox,
+                       limits=dataclasses.asdict(lim.from_rules(rules)), trusted=trusted)
         jobs[k.name] = queue.enqueue(
             build_job, payload, job_timeout=rules.build_timeout + 120,
             result_ttl=rules.rq_result_ttl, failure_ttl=rules.rq_result_ttl,

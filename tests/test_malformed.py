@@ -225,3 +225,23 @@ def test_fuzz_spool_and_assembly_never_crash(fuzz_rules, mails):
         assert all(r["kind"] in classify.KINDS and r["reason"] for r in stored)
         assert not state.query("SELECT 1 FROM messages WHERE assembled = 0")
         state.close()
+
+
+# --- [limits]: most patches per series, largest series ----------------------
+
+@pytest.mark.parametrize("limit, words", [
+    (dict(max_patches=2), "the series has 3 patches; this bot tests at most 2"),
+    (dict(max_diff_bytes=2000), "bytes of mail; this bot tests at most 2000 bytes"),
+])
+def test_series_over_the_limits_is_answered_untestable(tmp_path, limit, words):
+    rules = dataclasses.replace(layout.prepare(tmp_path / "work", with_list=False), **limit)
+    configure_b4(rules.bot_name, rules.bot_address)
+    state = State(rules.state_dir / "bpbot.sqlite")
+    clean = [p for p in layout.sample_list() if p.name.startswith(("01-", "02-", "03-", "04-"))]
+    spool.spool(state, "t", [p.read_bytes() for p in clean], bot_address=BOT, loop_id=BOT)
+    tracker.assemble(state, rules)
+    [version] = state.query("SELECT * FROM versions")
+    assert version["state"] == "untestable" and words in version["state_reason"]
+    tracker.expire(state, rules)
+    [reply] = state.query("SELECT * FROM outbox")
+    assert reply["kind"] == "untestable" and words in bytes(reply["raw"]).decode()
