@@ -140,7 +140,8 @@ def main() -> None:
     configure_b4(rules.bot_name, rules.bot_address)
     sub_rules = dataclasses.replace(rules, state_dir=work / "state-subset")
     full_rules = dataclasses.replace(rules, state_dir=work / "state-full", subset_full=True)
-    sub_state, full_state = State(sub_rules.state_dir / "s.sqlite"), State(full_rules.state_dir / "s.sqlite")
+    sub_state = State(sub_rules.state_dir / "s.sqlite")
+    full_state = State(full_rules.state_dir / "s.sqlite")
     cases = corpus(args.series, args.seed)
     builds_sub = builds_full = breaking = caught = false_blames = 0
     overhead: list[float] = []
@@ -160,9 +161,10 @@ def main() -> None:
         work_s = sum(sub.timings.values())
         overhead.append(sub_wall - work_s)
         shares.append((sub_wall - work_s) / sub_wall if sub_wall else 0.0)
-        print(f"{case.name:<36} subset={','.join(k.kernel.name for k in sub.kernels if k.verdict != 'not-built') or '-':<16}"
-              f" fail={','.join(sorted(sub_fail)) or '-':<6} full_fail={','.join(sorted(full_fail)) or '-':<6}"
-              f" wall={sub_wall:.2f}s", file=sys.stderr)
+        built = ",".join(k.kernel.name for k in sub.kernels if k.verdict != "not-built") or "-"
+        print(f"{case.name:<36} subset={built:<16} fail={','.join(sorted(sub_fail)) or '-':<6}"
+              f" full_fail={','.join(sorted(full_fail)) or '-':<6} wall={sub_wall:.2f}s",
+              file=sys.stderr)
     ratio = builds_sub / builds_full if builds_full else 0.0
     recall = caught / breaking if breaking else 1.0
     overhead.sort()

@@ -40,7 +40,9 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
     repo = rules.tree_path
     if base_commit:
         sha = g.rev_parse(repo, base_commit)
-        if sha:
+        # Only a commit on one of the tree's branches: the object store also holds
+        # commits that `git am` made from untested (possibly hostile) series.
+        if sha and _on_a_branch(rules, sha):
             return Base(base_commit[:12], sha, "base-commit named in the series")
     for tag in tags:
         branch = rules.tag_branches.get(tag) or rules.tag_branches.get(tag.lower())
@@ -54,8 +56,15 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
         raise BaseError(f"branch {rules.tree_branch!r} is not in the tree {repo}")
     why = f"head of {rules.tree_branch}"
     if base_commit:
-        why += f" (base-commit {base_commit[:12]} is not in the tree)"
+        why += f" (base-commit {base_commit[:12]} is not on a branch of the tree)"
     return Base(rules.tree_branch, sha, why)
+
+
+def _on_a_branch(rules: Rules, sha: str) -> bool:
+    for branch in {rules.tree_branch, *rules.tag_branches.values()}:
+        if g.git(rules.tree_path, "merge-base", "--is-ancestor", sha, branch).ok:
+            return True
+    return False
 
 
 def add_worktree(rules: Rules, base: Base, path: Path) -> None:

@@ -112,12 +112,13 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
                                                 step.diagnostics, step.log_path)
     finally:
         apply.remove_worktree(rules, paths.base_src)
-    infra = [r for r in fresh.values() if r.status == "infra-error"]
+    # Never cache a failure of the bot itself, nor a timeout (a loaded host).
+    infra = [r for r in fresh.values() if r.status in ("infra-error", "timeout")]
     with state.tx() as db:
         for k in missing:
             r = fresh[k.name]
             if r in infra:
-                continue  # never cache a failure of the bot itself
+                continue
             db.conn.execute(
                 "INSERT OR REPLACE INTO baselines (key, base_commit, kernel, status, stage, detail,"
                 " diagnostics, log_path, created_at) VALUES (?,?,?,?,?,?,?,?,?)",

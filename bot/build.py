@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -29,7 +30,7 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
     build_dir.mkdir(parents=True)
     values = dict(output=output, tree=output, upstream=rules.upstream or "",
                   kernel_path=kernel.path, kernel_version=kernel.version, kernel_name=kernel.name,
-                  build_dir=build_dir, jobs=1, python=sys.executable)
+                  build_dir=build_dir, jobs=make_jobs(rules), python=sys.executable)
     cache = ccache_dir(rules)
     writable = [build_dir] + ([cache] if cache and trusted else [])
     readonly = [output, kernel.path] + ([cache] if cache and not trusted else [])
@@ -62,6 +63,11 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
 
 
 CCACHE_BIN = "/usr/lib/ccache"
+
+
+def make_jobs(rules) -> int:
+    """{jobs} for one build: the cores shared among the builds that run at once."""
+    return max(1, (os.cpu_count() or 1) // rules.build_jobs)
 
 
 def ccache_dir(rules: Rules) -> Path | None:

@@ -15,8 +15,6 @@ replies gets one notice, then silence until the hour has passed; past
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import logging
 import textwrap
 import time
@@ -25,7 +23,7 @@ from email.message import EmailMessage
 
 import dkim
 
-from . import command_actions, commands, mail, outbox
+from . import command_actions, commands, mail, outbox, report
 from .command_actions import Context, when
 from .commands import DONE, IGNORED, CommandLine, ParsedMail, Result
 from .config import Rules
@@ -273,18 +271,16 @@ def compose(rules: Rules, parsed: ParsedMail, body: list[str], key: str, token: 
         msg["Subject"] = f"confirm {token}"
     else:
         msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    msg["From"] = email.utils.formataddr((rules.bot_name, rules.bot_address))
-    msg["To"] = email.utils.formataddr((parsed.from_name, parsed.from_addr))
+    msg["From"] = report.address_header(rules.bot_name, rules.bot_address)
+    to = report.address_header(parsed.from_name, parsed.from_addr)
+    if to is None:  # the handler records this mail as an error, answered never
+        raise ValueError(f"sender address {parsed.from_addr!r} needs SMTPUTF8; not answered")
+    msg["To"] = to
     local, _, domain = rules.bot_address.partition("@")
     if token and rules.commands.subaddress:
         msg["Reply-To"] = f"{local}+confirm+{token}@{domain}"
-    msg["Date"] = email.utils.formatdate(localtime=False)
-    msg["Message-ID"] = f"<bpbot-{hashlib.sha1(key.encode()).hexdigest()[:16]}@{domain}>"
-    msg["In-Reply-To"] = f"<{parsed.msgid}>"
-    refs = [r for r in parsed.references if r != parsed.msgid] + [parsed.msgid]
-    msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    report.thread_headers(msg, rules, key, parsed.msgid, list(parsed.references))
     msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Loop"] = rules.loop_id
     if counts is not None:
         msg["X-bpbot-Commands"] = "done={}, ignored={}, unknown={}".format(*counts)
     footer = ["", "-- ", f"{rules.bot_name}, the backports patch bot"]

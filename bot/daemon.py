@@ -19,7 +19,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import command_runner, outbox, pipeline, tracker
+from . import command_runner, git, outbox, pipeline, tracker
 from .config import Rules
 from .sandbox import Sandbox
 from .series import configure_b4
@@ -110,7 +110,10 @@ class Daemon:
                 self._kick.clear()
                 if self._stop.is_set():
                     break
-                await self.process()
+                try:
+                    await self.process()
+                except Exception:  # noqa: BLE001 - log it, keep serving; the next pass retries
+                    log.exception("a pass of the daemon failed")
                 if until_idle and not self.busy():
                     break
         finally:
@@ -157,14 +160,19 @@ class Daemon:
                 shutil.rmtree(path, ignore_errors=True)
         git.git(tree, "worktree", "prune")
 
-    def housekeeping(self) -> None:
-        """Remove run dirs older than two weeks and stale worktrees; expire series."""
+    async def housekeeping(self) -> None:
+        """Between passes (under the lock): remove run logs and baseline logs older
+        than two weeks and stale worktree entries, then wake the loop, which
+        also answers series whose grace period has ended."""
+        async with self._lock:
+            await asyncio.to_thread(self._clean_old_dirs)
+        self.kick()
+
+    def _clean_old_dirs(self) -> None:
         work = self.rules.state_dir / "work"
         cutoff = time.time() - KEEP_RUN_DIRS_DAYS * 86400
-        if work.exists():
-            for run_dir in work.iterdir():
-                if run_dir.is_dir() and run_dir.stat().st_mtime < cutoff:
-                    shutil.rmtree(run_dir, ignore_errors=True)
-        from . import git
+        old = [d for pattern in ("run-*", "baselines/*") for d in work.glob(pattern)
+               if d.is_dir() and d.stat().st_mtime < cutoff]
+        for run_dir in old:
+            shutil.rmtree(run_dir, ignore_errors=True)
         git.git(self.rules.tree_path, "worktree", "prune")
-        self.kick()

@@ -53,6 +53,14 @@ async def send_pending(state: State, rules: Rules) -> int:
             await _send(rules, row, on_accepted=lambda row=row: _mark_sent(state, row))
         except (aiosmtplib.SMTPException, OSError) as exc:
             attempts = row["attempts"] + 1
+            if _permanent(exc) or attempts >= MAX_ATTEMPTS:
+                # A 5xx answer (refused recipient, too large) will not change: stop
+                # retrying; the reply stays in the outbox as 'failed' with the reason.
+                log.error("reply %s given up after %d attempt(s): %s", row["key"], attempts, exc)
+                with state.tx() as db:
+                    db.conn.execute("UPDATE outbox SET state='failed', attempts=?, last_error=?"
+                                    " WHERE id=?", (attempts, str(exc), row["id"]))
+                continue
             delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
             log.warning("send of reply %s failed (attempt %d), retry in %ds: %s",
                         row["key"], attempts, delay, exc)
@@ -64,6 +72,16 @@ async def send_pending(state: State, rules: Rules) -> int:
         sent += 1
         log.info("sent %s reply %s to %s", row["kind"], row["key"], ", ".join(loads(row["recipients"])))
     return sent
+
+
+MAX_ATTEMPTS = 30  # with BACKOFF: about a day of retries
+
+
+def _permanent(exc: Exception) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(getattr(r, "code", 0) >= 500 for r in exc.recipients)
+    code = getattr(exc, "code", 0)
+    return isinstance(code, int) and 500 <= code < 600
 
 
 def echo_wait(rules: Rules) -> float:
@@ -80,14 +98,16 @@ def settle_interrupted(state: State, rules: Rules) -> None:
     least once, at worst twice.
     """
     for row in state.query("SELECT * FROM outbox WHERE state = 'sending'"):
-        if state.one("SELECT 1 AS x FROM messages WHERE msgid = ?", (row["msgid"],)):
+        via_list = rules.reply_cc_list and rules.list_address.lower() in \
+            [r.lower() for r in loads(row["recipients"], [])]
+        # Only a reply that went through the list can come back from it (a
+        # subscriber's copy shares the report's Message-ID but not the list).
+        if via_list and state.one("SELECT 1 AS x FROM messages WHERE msgid = ?", (row["msgid"],)):
             log.info("reply %s: its copy came back from the list, so it was sent", row["key"])
             with state.tx() as db:
                 db.conn.execute("UPDATE outbox SET state='sent', sent_at=?, attempts=attempts+1,"
                                 " last_error='' WHERE id=? AND state='sending'", (now(), row["id"]))
             continue
-        via_list = rules.reply_cc_list and rules.list_address.lower() in \
-            [r.lower() for r in loads(row["recipients"], [])]
         if via_list and row["next_attempt_at"] > now():
             continue  # still waiting for the list's copy
         log.warning("reply %s was cut off mid-send by a crash and is sent again "

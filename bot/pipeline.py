@@ -72,7 +72,11 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict,
                                     run_id=run_id)
     finally:
         apply.remove_worktree(rules, paths.src)
-    _finish(state, rules, version, run_id, run_dir, outcome)
+    try:
+        _finish(state, rules, version, run_id, run_dir, outcome)
+    except Exception as exc:  # noqa: BLE001 - never leave the version blocking the queue
+        log.exception("run %d could not be reported", run_id)
+        _untestable(state, version, run_id, f"the bot could not write its report: {exc}")
     say(f"run {run_id}: {outcome.verdict}")
     return outcome
 

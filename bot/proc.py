@@ -9,6 +9,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +71,10 @@ def run(
     except OSError as exc:
         raise ProcError(f"cannot run {args[0]}: {exc}") from exc
     if input_bytes is not None:
-        try:
-            child.stdin.write(input_bytes)
-        except BrokenPipeError:
-            pass
-        finally:
-            child.stdin.close()
+        # Fed from a thread: a child that does not read its input must not block
+        # us past the timeout (the kill below ends the write with EPIPE).
+        threading.Thread(target=_feed, args=(child.stdin, input_bytes), daemon=True,
+                         name="proc-stdin").start()
     chunks: list[bytes] = []
     kept = 0
     truncated = False
@@ -127,6 +126,16 @@ def run(
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")
     log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
     return result
+
+
+def _feed(pipe, data: bytes) -> None:
+    try:
+        pipe.write(data)
+    except (BrokenPipeError, ValueError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
 
 
 def _write_log(log_file: Path, text: str) -> None:

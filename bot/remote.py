@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from . import limits as lim
 from .config import Kernel, Rules
 from .diagnostics import Diagnostic
-from .steps import INFRA, TIMEOUT, StepResult
+from .steps import INFRA, StepResult
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
@@ -63,7 +63,9 @@ def build_job(payload: dict) -> dict:
     rules = SimpleNamespace(
         upstream=None, build_commands=payload["build_commands"],
         build_timeout=payload["build_timeout"], output_cap=payload["output_cap"],
-        ccache=payload["ccache"], state_dir=root)
+        ccache=payload["ccache"], state_dir=root,
+        # {jobs}: the worker's cores, shared by the workers running on this host.
+        build_jobs=int(os.environ.get("BPBOT_WORKERS_PER_HOST", "1")))
     kernel = Kernel(payload["kernel"]["name"], payload["kernel"]["version"],
                     Path(payload["kernel"]["path"]))
     # The daemon's limits; other workers' slots under the worker root are hidden.
@@ -93,7 +95,8 @@ def build_all(rules: Rules, kernels: list[Kernel], output: Path, log_dir: Path,
     from redis import Redis
     from rq import Queue, Retry
 
-    conn = Redis.from_url(rules.rq_url)
+    # Timeouts: a half-open connection must not hang the daemon.
+    conn = Redis.from_url(rules.rq_url, socket_timeout=30, socket_connect_timeout=10)
     queue = Queue(rules.rq_queue, connection=conn)
     archive = pack(output)
     started = time.time()
@@ -114,17 +117,20 @@ def build_all(rules: Rules, kernels: list[Kernel], output: Path, log_dir: Path,
         for name, job in jobs.items():
             if name in results:
                 continue
-            status = job.get_status(refresh=True)
+            job.refresh()  # status and retries_left (get_status alone keeps a stale count)
+            status = job.get_status(refresh=False)
             if status == "finished":
                 results[name] = _step(name, job.return_value(), log_dir, started)
             elif status in ("failed", "stopped", "canceled") and not job.retries_left:
+                word = getattr(status, "value", status)
                 results[name] = StepResult("build", INFRA, kernel=name, started_at=started,
-                                           detail=f"worker job {status}")
+                                           detail=f"worker job {word} after its retries")
             if name in results and progress:
                 progress(f"build {name}: {results[name].status} ({results[name].detail})")
         if time.monotonic() > deadline:
             for name in jobs:
-                results.setdefault(name, StepResult("build", TIMEOUT, kernel=name,
+                # No worker, not the series: an infra-error is never blamed or cached.
+                results.setdefault(name, StepResult("build", INFRA, kernel=name,
                                                     started_at=started,
                                                     detail="no worker finished the job in time"))
             break

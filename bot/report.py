@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from . import matrix
+from .build import make_jobs
 from .config import Rules, expand
 from .steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
 from .subset import Choice
@@ -171,7 +172,7 @@ def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
             lines.append(" ".join(expand(command, dict(
                 output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=k.path,
                 kernel_version=k.version, kernel_name=k.name, build_dir=f"../build-{k.name}",
-                jobs=rules.build_jobs, python="python3"))))
+                jobs=make_jobs(rules), python="python3"))))
     out = []
     for line in lines:
         out.extend(_code(line))
@@ -232,6 +233,30 @@ def render_untestable(rules: Rules, target: Target, problem: str) -> list[str]:
     return lines
 
 
+def address_header(name: str, addr: str) -> str | None:
+    """'Name <addr>' for a header, the name RFC 2047-encoded when needed; None
+    for an address that cannot be written without SMTPUTF8 (a non-ASCII local part)."""
+    if not addr or not addr.isascii() or "\n" in addr or "\r" in addr:
+        return None
+    try:
+        return email.utils.formataddr((name or "", addr), charset="utf-8")
+    except (UnicodeError, ValueError):
+        return addr
+
+
+def thread_headers(msg: EmailMessage, rules: Rules, key: str, parent: str,
+                   references: list[str]) -> None:
+    """Date, a Message-ID made from the outbox key (stable across restarts),
+    In-Reply-To and References to ``parent``, and our X-Loop."""
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    domain = rules.bot_address.split("@", 1)[1]
+    msg["Message-ID"] = f"<bpbot-{hashlib.sha1(key.encode()).hexdigest()[:16]}@{domain}>"
+    msg["In-Reply-To"] = f"<{parent}>"
+    refs = [r for r in references if r != parent] + [parent]
+    msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    msg["X-Loop"] = rules.loop_id
+
+
 def compose(rules: Rules, target: Target, body: list[str], key: str,
             verdict_word: str) -> tuple[EmailMessage, list[str]]:
     """The reply as a message, and its envelope recipients."""
@@ -240,25 +265,19 @@ def compose(rules: Rules, target: Target, body: list[str], key: str,
     msg = EmailMessage()
     subject = target.subject
     msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    msg["From"] = email.utils.formataddr((rules.bot_name, rules.bot_address))
+    msg["From"] = address_header(rules.bot_name, rules.bot_address)
     to, cc = [], []
-    if rules.reply_to_author and target.author_addr:
-        to.append(email.utils.formataddr((target.author_name, target.author_addr)))
+    author = address_header(target.author_name, target.author_addr)
+    if rules.reply_to_author and author:
+        to.append(author)
     if rules.reply_cc_list and rules.list_address:
         (cc if to else to).append(rules.list_address)
     if to:
         msg["To"] = ", ".join(to)
     if cc:
         msg["Cc"] = ", ".join(cc)
-    msg["Date"] = email.utils.formatdate(localtime=False)
-    domain = rules.bot_address.split("@", 1)[1]
-    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    msg["Message-ID"] = f"<bpbot-{digest}@{domain}>"
-    msg["In-Reply-To"] = f"<{target.msgid}>"
-    refs = [r for r in target.references if r != target.msgid] + [target.msgid]
-    msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    thread_headers(msg, rules, key, target.msgid, target.references)
     msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Loop"] = rules.loop_id
     msg["X-bpbot-Verdict"] = verdict_word
     msg.set_content("\n".join(body + footer) + "\n")
     recipients = [a for _, a in email.utils.getaddresses(to + cc) if a]

@@ -216,7 +216,9 @@ def _supersede(state: State) -> None:
             " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
             " || ' arrived before this version was tested', updated_at = ?"
             " WHERE state IN ('waiting', 'ready') AND revision < ("
-            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)",
+            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
+            # a version tested before and now asked for again (retest) stays
+            " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.version_id = versions.id)",
             (now(),))
 
 
@@ -239,27 +241,33 @@ def expire(state: State, rules: Rules, at: float | None = None) -> int:
     due = state.query("SELECT * FROM versions WHERE state = 'waiting' AND first_seen <= ?",
                       (at - rules.grace_seconds,))
     for version in due:
-        target = target_for(state, version)
-        body = report.render_incomplete(rules, target, _human(rules.grace_seconds))
-        msg, rcpts = report.compose(rules, target, body, f"incomplete:{version['id']}",
-                                    "NOT TESTED (incomplete)")
-        with state.tx() as db:
-            db.conn.execute("UPDATE versions SET state='incomplete', verdict='incomplete',"
-                            " updated_at=? WHERE id=? AND state='waiting'", (now(), version["id"]))
-            outbox.queue(db, f"incomplete:{version['id']}", "incomplete", msg, rcpts,
-                         version_id=version["id"])
+        _answer(state, rules, version, "incomplete", "NOT TESTED (incomplete)",
+                "UPDATE versions SET state='incomplete', verdict='incomplete', updated_at=?"
+                " WHERE id=? AND state='waiting'",
+                lambda t: report.render_incomplete(rules, t, _human(rules.grace_seconds)))
     for version in state.query("SELECT * FROM versions WHERE state = 'untestable'"
                                " AND verdict = ''"):
-        target = target_for(state, version)
-        body = report.render_untestable(rules, target, version["state_reason"])
-        msg, rcpts = report.compose(rules, target, body, f"untestable:{version['id']}",
-                                    "NOT TESTED (untestable)")
-        with state.tx() as db:
-            db.conn.execute("UPDATE versions SET verdict='untestable', updated_at=? WHERE id=?",
-                            (now(), version["id"]))
-            outbox.queue(db, f"untestable:{version['id']}", "untestable", msg, rcpts,
-                         version_id=version["id"])
+        _answer(state, rules, version, "untestable", "NOT TESTED (untestable)",
+                "UPDATE versions SET verdict='untestable', updated_at=? WHERE id=?",
+                lambda t, v=version: report.render_untestable(rules, t, v["state_reason"]))
     return len(due)
+
+
+def _answer(state: State, rules: Rules, version: dict, kind: str, word: str, update: str,
+            render) -> None:
+    """Queue one notice and move the version on, in one transaction. A notice that
+    cannot be written is logged and dropped, so the version never blocks the rest."""
+    key = f"{kind}:{version['id']}"
+    try:
+        target = target_for(state, version)
+        msg, rcpts = report.compose(rules, target, render(target), key, word)
+    except Exception:  # noqa: BLE001 - one bad version must not stop the others
+        log.exception("could not write the %s notice for version %d", kind, version["id"])
+        msg = None
+    with state.tx() as db:
+        db.conn.execute(update, (now(), version["id"]))
+        if msg is not None:
+            outbox.queue(db, key, kind, msg, rcpts, version_id=version["id"])
 
 
 def _human(seconds: int) -> str:

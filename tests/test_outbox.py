@@ -55,3 +55,17 @@ def test_failed_send_stays_queued_and_is_retried(tmp_path, smtp_server):
     got = smtp_server.take(2, timeout=10)
     assert sorted(m.message["Message-ID"] for m in got) == [
         "<reply-1@backports.example.org>", "<reply-2@backports.example.org>"]
+
+
+def test_permanent_refusal_is_given_up_not_retried_forever(tmp_path, smtp_server):
+    rules = _rules(tmp_path, smtp_server)
+    state = State(rules.state_dir / "s.sqlite")
+    with state.tx() as db:
+        outbox.queue(db, "report:1:1", "report", _msg(1), ["dev@example.org"])
+        outbox.queue(db, "report:2:2", "report", _msg(2), ["dev@example.org"])
+    smtp_server.failure = "554 5.6.0 message refused"
+    assert asyncio.run(outbox.send_pending(state, rules)) == 0
+    rows = state.query("SELECT key, state, last_error FROM outbox ORDER BY id")
+    assert [r["state"] for r in rows] == ["failed", "failed"]
+    assert "554" in rows[0]["last_error"]
+    assert outbox.pending(state, at=10**12) == []

@@ -106,3 +106,17 @@ def test_series_built_across_two_rq_workers_matches_local(tmp_path, redis_url, w
             builders.add(first.split(":")[-1])
     # Base and series builds: 8 jobs over two workers; both took some.
     assert len(builders) == 2, builders
+
+
+def test_a_job_that_fails_on_the_workers_is_an_infra_error_not_a_wait(tmp_path, redis_url,
+                                                                       workers, monkeypatch):
+    from bot import remote
+
+    rules = layout.prepare(tmp_path / "work", with_list=False)
+    rules = dataclasses.replace(rules, executor="rq", rq_url=redis_url)
+    monkeypatch.setattr(remote, "pack", lambda directory: b"not a tar archive")
+    start = time.monotonic()
+    steps = remote.build_all(rules, rules.kernels[:2], tmp_path, tmp_path / "logs")
+    assert [s.status for s in steps] == ["infra-error", "infra-error"]
+    assert all(s.detail.startswith("worker job") for s in steps), [s.detail for s in steps]
+    assert time.monotonic() - start < 60  # retried twice, then given up: no deadline wait

@@ -101,7 +101,7 @@ CREATE TABLE outbox (
     msgid           TEXT NOT NULL,
     recipients      TEXT NOT NULL,        -- envelope recipients (JSON list)
     raw             BLOB NOT NULL,
-    state           TEXT NOT NULL,        -- queued, sent
+    state           TEXT NOT NULL,        -- queued, sending, sent, failed (a 5xx, given up)
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error      TEXT NOT NULL DEFAULT '',
