@@ -36,7 +36,7 @@ _TRAILER = re.compile(
     r"Signed-off-by|Fixes|Closes|Link|Cc|Nacked-by):\s*(\S.*)$",
     re.M | re.I,
 )
-_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
+BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
 _BOUNCE_SUBJECT = re.compile(
     r"(undeliver|delivery status notification|returned mail|mail delivery (failed|system)|"
     r"failure notice|delivery failure)", re.I)
@@ -169,7 +169,7 @@ def _bounce_reason(msg, from_addr: str, subject: str) -> str:
     ctype = msg.get_content_type()
     if ctype == "multipart/report":
         return f"delivery report ({msg.get_param('report-type') or 'multipart/report'})"
-    if _BOUNCE_SENDERS.match(from_addr or ""):
+    if BOUNCE_SENDERS.match(from_addr or ""):
         return f"from {from_addr}"
     return_path = mail.header(msg, "Return-Path")
     if return_path.replace(" ", "") == "<>" and _BOUNCE_SUBJECT.search(subject):

@@ -27,7 +27,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import mail, mailtext
+from . import mail, mailtext, silence
 
 if TYPE_CHECKING:
     from .command_actions import Context
@@ -37,13 +37,6 @@ _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|wg|tr)\s*(\[\d+\])?\s*:\s*)+", 
 # Where the mail's own text ends: a signature, or an original quoted without ">".
 _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin forwarded message:)$",
                   re.I)
-_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
-# Local parts of automatic senders: no-reply and friends, and other bots.
-_BOT_SENDERS = re.compile(
-    r"^(.*[._+-])?(no-?reply|do-?not-?reply|bounces?|daemon|robot|bot|notifications?)$"
-    r"|^(lkp|syzbot|patchwork|kernelci|ci|jenkins|buildbot|gitlab|github)$", re.I)
-_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-bpbot-Verdict",
-                 "X-bpbot-Commands", "X-Patchwork-Hint")
 _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 _GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
 MAX_SUBJECT_WORDS_FOR_HINT = 3
@@ -128,7 +121,7 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
     base = dict(msgid=msgid, subject=subject, from_name=from_name, from_addr=from_addr,
                 in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
                 references=tuple(mail.msgid_list(mail.header(msg, "References"))))
-    silent = silence_reason(msg, from_addr, bot, loop_id, list_address)
+    silent = silence.silence_reason(msg, from_addr, bot, loop_id, list_address)
     if silent:
         return ParsedMail(**base, silent=silent)
     text, note = mailtext.body_text(msg)
@@ -147,42 +140,6 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
             unique.append(c)
     return ParsedMail(**base, lines=tuple(unique[:max_lines]),
                       over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
-
-
-def silence_reason(msg, from_addr: str, bot: str, loop_id: str = "",
-                   list_address: str = "") -> str:
-    """Why this mail must never be answered, or ''. Pure."""
-    if not from_addr or "@" not in from_addr:
-        return "no usable From address"
-    local, _, domain = from_addr.partition("@")
-    bot_local, _, bot_domain = bot.partition("@")
-    if from_addr == bot or (domain == bot_domain and local.split("+", 1)[0] == bot_local):
-        return "sent by the bot itself"
-    if list_address and from_addr == list_address:
-        return "sent from the list address"
-    if loop_id and any(loop_id == str(v).strip().lower() for v in (msg.get_all("X-Loop") or [])):
-        return "carries our X-Loop header"
-    if msg.get_content_type() == "multipart/report":
-        return "a bounce (delivery report)"
-    if _BOUNCE_SENDERS.match(from_addr):
-        return f"a bounce (from {from_addr})"
-    if mail.header(msg, "Return-Path").replace(" ", "") == "<>":
-        return "a bounce (empty Return-Path)"
-    auto = mail.header(msg, "Auto-Submitted").lower()
-    if auto and auto.split(";")[0].strip() != "no":
-        return f"automatic mail (Auto-Submitted: {auto})"
-    precedence = mail.header(msg, "Precedence").lower()
-    if precedence in ("bulk", "junk", "list"):
-        return f"automatic or list mail (Precedence: {precedence})"
-    suppress = mail.header(msg, "X-Auto-Response-Suppress").lower()
-    if any(w in suppress for w in ("all", "oof", "autoreply")):
-        return f"automatic mail (X-Auto-Response-Suppress: {suppress})"
-    for name in _AUTO_HEADERS:
-        if msg.get(name) is not None:
-            return f"automatic mail ({name})"
-    if _BOT_SENDERS.match(local):
-        return f"sent by a robot ({from_addr})"
-    return ""
 
 
 def subject_command(subject: str) -> CommandLine | None:

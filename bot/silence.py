@@ -1,0 +1,52 @@
+"""Mail the bot must never answer: bounces, auto-replies, list and bulk mail,
+its own mail and other robots'. Pure: a function of the parsed message."""
+
+from __future__ import annotations
+
+import re
+
+from . import mail
+from .classify import BOUNCE_SENDERS
+
+# Local parts of automatic senders: no-reply and friends, and other bots.
+_BOT_SENDERS = re.compile(
+    r"^(.*[._+-])?(no-?reply|do-?not-?reply|bounces?|daemon|robot|bot|notifications?)$"
+    r"|^(lkp|syzbot|patchwork|kernelci|ci|jenkins|buildbot|gitlab|github)$", re.I)
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-bpbot-Verdict",
+                 "X-bpbot-Commands", "X-Patchwork-Hint")
+
+
+def silence_reason(msg, from_addr: str, bot: str, loop_id: str = "",
+                   list_address: str = "") -> str:
+    """Why this mail must never be answered, or ''. Pure."""
+    if not from_addr or "@" not in from_addr:
+        return "no usable From address"
+    local, _, domain = from_addr.partition("@")
+    bot_local, _, bot_domain = bot.partition("@")
+    if from_addr == bot or (domain == bot_domain and local.split("+", 1)[0] == bot_local):
+        return "sent by the bot itself"
+    if list_address and from_addr == list_address:
+        return "sent from the list address"
+    if loop_id and any(loop_id == str(v).strip().lower() for v in (msg.get_all("X-Loop") or [])):
+        return "carries our X-Loop header"
+    if msg.get_content_type() == "multipart/report":
+        return "a bounce (delivery report)"
+    if BOUNCE_SENDERS.match(from_addr):
+        return f"a bounce (from {from_addr})"
+    if mail.header(msg, "Return-Path").replace(" ", "") == "<>":
+        return "a bounce (empty Return-Path)"
+    auto = mail.header(msg, "Auto-Submitted").lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return f"automatic mail (Auto-Submitted: {auto})"
+    precedence = mail.header(msg, "Precedence").lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"automatic or list mail (Precedence: {precedence})"
+    suppress = mail.header(msg, "X-Auto-Response-Suppress").lower()
+    if any(w in suppress for w in ("all", "oof", "autoreply")):
+        return f"automatic mail (X-Auto-Response-Suppress: {suppress})"
+    for name in _AUTO_HEADERS:
+        if msg.get(name) is not None:
+            return f"automatic mail ({name})"
+    if _BOT_SENDERS.match(local):
+        return f"sent by a robot ({from_addr})"
+    return ""
