@@ -104,8 +104,10 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
 
 
 def _count(diags) -> str:
-    errors = sum(1 for d in diags if d.severity == "error")
-    warnings = len(diags) - errors
+    # The same diagnostic from a header compiled twice counts once (as in the verdict).
+    unique = {(d.location(), d.severity, d.text) for d in diags}
+    errors = sum(1 for _, severity, _ in unique if severity == "error")
+    warnings = len(unique) - errors
     parts = []
     if errors:
         parts.append(f"{errors} error{'s' if errors != 1 else ''}")

@@ -113,7 +113,7 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
     outcome.steps.append(step)
     if step.status != SUCCESS:
         outcome.steps.append(StepResult("generate", SKIPPED, detail="not applied"))
-        outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "the series does not apply")
+        outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "does not apply")
                            for k in rules.kernels]
         return outcome
 
