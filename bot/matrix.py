@@ -34,8 +34,8 @@ def _plural(n: int, word: str) -> str:
     return f"{n} new {word}{'s' if n != 1 else ''}"
 
 
-def judge(kernel: Kernel, why: str, step: StepResult | None, base: BaseResult | None,
-          generate: StepResult | None) -> KernelResult:
+def judge(kernel: Kernel, why: str, step: StepResult | None,
+          base: BaseResult | None) -> KernelResult:
     """One kernel's verdict: only what the base does not have is the series' fault."""
     if step is None:
         return KernelResult(kernel, NOT_BUILT, "not in the subset")

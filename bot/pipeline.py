@@ -154,7 +154,7 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
     outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                        for r in base_results.values())
     outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
-                                    base_results.get(k.name), gen) for k in rules.kernels]
+                                    base_results.get(k.name)) for k in rules.kernels]
     return outcome
 
 

@@ -16,7 +16,6 @@ from .subset import Choice
 
 WIDTH = 72
 PASS, FAIL, NOT_APPLIED, INFRA_ERROR = "pass", "fail", "not-applied", "infra-error"
-INCOMPLETE, UNTESTABLE = "incomplete", "untestable"
 
 
 @dataclass

@@ -82,7 +82,3 @@ def get_cursor(state: State, source: str) -> Cursor | None:
     if row is None:
         return None
     return Cursor(source, row["uidvalidity"], row["last_uid"])
-
-
-def known_msgids(state: State) -> set[str]:
-    return {r["msgid"] for r in state.query("SELECT msgid FROM messages")}
