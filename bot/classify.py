@@ -74,7 +74,8 @@ def classify(raw: bytes, bot_address: str = "", loop_id: str = "",
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
         mid = mail.normalise_msgid(_grep_header(raw, b"message-id")) or \
             mail.message_id(mail.parse_bytes(b""), raw)[0]
-        return Classified(QUARANTINE, f"parser error: {type(exc).__name__}: {exc}", mid)
+        return Classified(QUARANTINE, f"parser error: {type(exc).__name__}: {exc}", mid,
+                          msgid_made_up=mid.endswith("@bpbot.invalid"))
 
 
 def _grep_header(raw: bytes, name: bytes) -> str:
@@ -92,7 +93,8 @@ def _header_block(raw: bytes) -> bytes:
 
 def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     if not raw.strip():
-        return Classified(QUARANTINE, "empty message", mail.message_id(mail.parse_bytes(b""), raw)[0])
+        return Classified(QUARANTINE, "empty message",
+                          mail.message_id(mail.parse_bytes(b""), raw)[0], msgid_made_up=True)
     if max_bytes and len(raw) > max_bytes:
         # Only the header block: parsing a 50 MB body just to refuse it takes seconds.
         msgid, made_up = mail.message_id(mail.parse_fast(_header_block(raw)), raw)

@@ -197,12 +197,6 @@ def test_classify_options(name: str, kwargs: dict, kind: str, reason: str):
     assert (got.kind, reason in got.reason) == (kind, True), got.reason
 
 
-RAW_UTF8_BUG = bug(
-    "raw UTF-8 headers (RFC 6532) come out as mojibake ('J\ufffd\ufffdrgen'): "
-    "mail.parse_fast() (compat32) keeps 8-bit header bytes surrogate-escaped and "
-    "mail.header() never decodes them")
-
-
 @pytest.mark.parametrize(("name", "from_name", "subject"), [
     ("charset-latin1.eml", "J\u00fcrgen M\u00fcller",
      "[PATCH] backport-include: add timer_shutdown() f\u00fcr 6.2"),
@@ -221,8 +215,6 @@ def test_references_keep_thread_order():
     assert got.parent == "20260306080000.3377-1-maria@example.net"
 
 
-@bug("msgid_made_up stays False when classify() makes the id up for an empty message or "
-     "after a parser error (the QUARANTINE shortcuts in classify/_classify drop the flag)")
 def test_made_up_flag_matches_made_up_ids():
     wrong = {}
     for path in sorted(CORPUS.glob("*.eml")):
