@@ -63,11 +63,13 @@ class Daemon:
             await asyncio.to_thread(tracker.expire, self.state, self.rules)
             # Mail commands: one reply per command mail, queued in the outbox.
             await asyncio.to_thread(command_runner.process_pending, self.state, self.rules)
-            while (version := pipeline.next_ready(self.state)) is not None:
+            # One version per pass: polls, commands and expiries keep their pace
+            # behind a backlog of long builds; the loop comes straight back.
+            if (version := pipeline.next_ready(self.state)) is not None:
                 await asyncio.to_thread(pipeline.run_version, self.state, self.rules,
                                         self.sandbox, version, self.progress)
-                if self.send:
-                    await outbox.send_pending(self.state, self.rules)
+                if pipeline.next_ready(self.state) is not None:
+                    self.kick()
             if self.send:
                 await outbox.send_pending(self.state, self.rules)
 

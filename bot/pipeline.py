@@ -36,9 +36,17 @@ Progress = Callable[[str], None]
 MAX_INFRA_RETRIES = 3
 
 
-def next_ready(state: State) -> dict | None:
+INFRA_RETRY_REASON = "retry after an infrastructure error"
+INFRA_RETRY_SECONDS = 300
+
+
+def next_ready(state: State, at: float | None = None) -> dict | None:
+    """The oldest version to test; one that just hit an infra-error waits a while."""
+    at = now() if at is None else at
     return state.one("SELECT * FROM versions WHERE state IN ('ready', 'running')"
-                     " ORDER BY first_seen, id LIMIT 1")
+                     " AND NOT (state_reason = ? AND updated_at > ?)"
+                     " ORDER BY first_seen, id LIMIT 1",
+                     (INFRA_RETRY_REASON, at - INFRA_RETRY_SECONDS))
 
 
 def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict,
@@ -168,8 +176,7 @@ def _finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Pat
             db.conn.execute("UPDATE runs SET state='infra-error', verdict=?, finished_at=?,"
                             " workdir=? WHERE id=?", (outcome.verdict, now(), str(run_dir), run_id))
             db.conn.execute("UPDATE versions SET state='ready', state_reason=?, updated_at=?"
-                            " WHERE id=?", ("retry after an infrastructure error", now(),
-                                            version["id"]))
+                            " WHERE id=?", (INFRA_RETRY_REASON, now(), version["id"]))
         return
     outcome.since_previous = _since_previous(state, version, outcome)
     target = tracker.target_for(state, version)
@@ -215,8 +222,10 @@ def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:
 
 
 def _infra_runs(state: State, version_id: int) -> int:
-    row = state.one("SELECT COUNT(*) AS n FROM runs WHERE version_id = ? AND state = 'infra-error'",
-                    (version_id,))
+    # Since the last finished run: a later retest starts counting afresh.
+    row = state.one("SELECT COUNT(*) AS n FROM runs WHERE version_id = ? AND state = 'infra-error'"
+                    " AND id > COALESCE((SELECT MAX(id) FROM runs WHERE version_id = ?"
+                    " AND state = 'done'), 0)", (version_id, version_id))
     return row["n"] if row else 0
 
 

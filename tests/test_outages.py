@@ -144,7 +144,11 @@ def test_imap_restart_during_idle_reconnects_and_fetches_nothing_twice(tmp_path,
     assert bot.state.one("SELECT COUNT(*) AS n FROM messages")["n"] == 3
 
 
-def test_disk_full_while_writing_a_log_is_an_infra_error_and_retried(tmp_path, smtp_server):
+def test_disk_full_while_writing_a_log_is_an_infra_error_and_retried(tmp_path, smtp_server,
+                                                                   monkeypatch):
+    from bot import pipeline
+
+    monkeypatch.setattr(pipeline, "INFRA_RETRY_SECONDS", 1)  # the retry waits; not 5 minutes here
     rules = _rules(tmp_path, smtp_server)
     # The first run's generator log is /dev/full: writing it fails with ENOSPC.
     logs = rules.state_dir / "work" / "run-1" / "logs"
