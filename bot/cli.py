@@ -1,4 +1,4 @@
-"""Command line: ``bpbot serve | check | demo | status | web``."""
+"""Command line: ``bpbot serve | check | demo | status | web | kernels``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--config", "--rules", dest="rules", type=Path, default=None)
     w.add_argument("--host", default=None, help="default: [web] listen, else 127.0.0.1")
     w.add_argument("--port", type=int, default=None, help="default: [web] listen, else 8080")
+
+    from .kernels import add_parser as add_kernels_parser
+    add_kernels_parser(sub)
     return p
 
 
@@ -75,6 +78,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .check import run_check
         return run_check(args.rules, args.paths, as_json=args.json,
                          show_progress=sys.stderr.isatty())
+    if args.command == "kernels":
+        from . import kernels
+        return kernels.run_command(args, _load)
     rules = _load(args.rules)
     from .state import State
     state = State(rules.state_dir / "bpbot.sqlite")
@@ -89,8 +95,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if rules.web_listen:  # `serve` also serves the status page when the rules say where
         web.start(rules, state, *rules.web_listen)
-    from . import sandbox
+    from . import kernels, sandbox
     from .daemon import Daemon
+    kernels.require_present(rules)
     daemon = Daemon(rules, state, sandbox.for_rules(rules))
     asyncio.run(daemon.run())
     return EXIT_OK

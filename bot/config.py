@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import kversion
 from .config_table import PLACEHOLDERS, ConfigError, _count, _path, _size, _Table  # noqa: F401 (re-exported)
 
 # The rules/ folder beside the package (the project is installed editable).
@@ -367,20 +368,10 @@ def _kernel_path(t: _Table, base: Path) -> Path:
 
 def _detect_version(t: _Table, path: Path) -> str:
     """MAJOR.PATCHLEVEL.SUBLEVEL from a kernel build dir's generated version.h."""
-    for rel in ("include/generated/uapi/linux/version.h", "include/linux/version.h"):
-        try:
-            text = (path / rel).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        parts = [re.search(rf"#define LINUX_VERSION_{n}\s+(\d+)", text)
-                 for n in ("MAJOR", "PATCHLEVEL", "SUBLEVEL")]
-        if all(parts):
-            return ".".join(m.group(1) for m in parts)
-        code = re.search(r"#define LINUX_VERSION_CODE\s+(\d+)", text)
-        if code:
-            c = int(code.group(1))
-            return f"{c >> 16}.{(c >> 8) & 255}.{c & 255}"
-    raise t.fail("version", f"is \"auto\" but no version.h with a version was found in {path}")
+    version = kversion.version_of(path)
+    if version is None:
+        raise t.fail("version", f"is \"auto\" but no version.h with a version was found in {path}")
+    return version
 
 
 def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
