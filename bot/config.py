@@ -16,8 +16,9 @@ from typing import Any
 from . import kversion
 from .config_table import PLACEHOLDERS, ConfigError, _count, _path, _size, _Table  # noqa: F401 (re-exported)
 
-# The rules/ folder beside the package (the project is installed editable).
-RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+# The example rules, shipped inside the package (bot/rules/ links to the
+# top-level rules/ in a checkout; a wheel carries copies).
+RULES_DIR = Path(__file__).resolve().parent / "rules"
 DEMO_RULES = RULES_DIR / "demo.toml"
 
 

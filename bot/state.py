@@ -18,8 +18,9 @@ from typing import Any
 
 import sqlite_utils
 
-# state/migrations/NNN_name.sql, applied once each, in order, in one transaction.
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "state" / "migrations"
+# NNN_name.sql, applied once each, in order, in one transaction; shipped inside
+# the package (bot/migrations links to state/migrations in a checkout).
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def migrations() -> list[Path]:
