@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the daemon on the bundled sample list")
     d.add_argument("--workdir", type=Path, default=None, help="where to lay it out (default: temp)")
+    d.add_argument("--web", type=int, nargs="?", const=8080, default=None, metavar="PORT",
+                   help="then serve the run's status page on 127.0.0.1:PORT (default 8080)")
 
     t = sub.add_parser("status", help="series seen, their state and verdicts")
     t.add_argument("--config", "--rules", dest="rules", type=Path, default=None)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
-        return run_demo(args.workdir, sys.stdout)
+        return run_demo(args.workdir, sys.stdout, web_port=args.web)
     if args.command == "check":
         from .check import run_check
         return run_check(args.rules, args.paths, as_json=args.json,

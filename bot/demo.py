@@ -57,7 +57,7 @@ async def _feed_and_serve(daemon: Daemon, maildir: Path, collector: Collector) -
     await daemon.run(until_idle=True, tick=0.5)
 
 
-def run_demo(workdir: Path | None, out) -> int:
+def run_demo(workdir: Path | None, out, web_port: int | None = None) -> int:
     started = time.monotonic()
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bpbot-demo-"))
     rules = layout.prepare(workdir, with_list=False)
@@ -97,4 +97,10 @@ def run_demo(workdir: Path | None, out) -> int:
     if queued:
         print(f"\n{queued} replies are still queued", file=out)
         return 1
+    print(f"\nThe status page of this run: BPBOT_DEMO_DIR={workdir} bpbot web "
+          f"(then open http://127.0.0.1:8080/), or run the demo with --web", file=out)
+    if web_port is not None:
+        from . import web
+        out.flush()
+        web.serve(rules, state, "127.0.0.1", web_port)
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,9 +41,10 @@ async def help_and_subscribe(daemon: Daemon, maildir: Path,
                     if str(m["Subject"]).startswith("confirm ")), None)
     if request is None:
         raise RuntimeError("the demo's subscribe mail got no confirmation request")
-    confirm = maildir.parent / "17-confirm.eml"
-    confirm.write_bytes(confirmation(daemon.rules.bot_address, request))
-    layout.deliver(maildir, confirm, index)
+    with tempfile.TemporaryDirectory(prefix="bpbot-demo-confirm-") as tmp:
+        confirm = Path(tmp) / "17-confirm.eml"
+        confirm.write_bytes(confirmation(daemon.rules.bot_address, request))
+        layout.deliver(maildir, confirm, index)
     log.info("bot: delivered the confirmation (%s)", request["Subject"])
     await daemon.process()
     return index + 1

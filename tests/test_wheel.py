@@ -34,6 +34,10 @@ def test_wheel_install_runs_the_demo(tmp_path):
                          cwd=tmp_path, env=env, **run)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     assert "PASS" in res.stdout and "FAIL" in res.stdout
+    assert f"BPBOT_DEMO_DIR={tmp_path / 'demo'} bpbot web" in res.stdout
+    # The demo leaves only its layout behind (no stray mail at the top).
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        "kernels", "list", "state", "tree", "upstream"]
     import_check = subprocess.run([str(venv / "bin" / "python"), "-c",
                                    "import bot; print(bot.__file__)"], cwd=tmp_path, env=env, **run)
     assert str(venv) in import_check.stdout, import_check.stdout
