@@ -12,7 +12,14 @@ _DIAG = re.compile(
 # gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
 _CONTEXT = re.compile(r"^\s*(\d+)? \| ")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
-_MAKE_ERR = re.compile(r"^(?:g?make(?:\[\d+\])?: \*\*\* .*|.*: No such file or directory)$")
+# Lines that explain a failure: make's "***", git's "fatal:"/"error:", a
+# Python exception's last line, gentree's "Failed to apply", a missing file.
+_TELLING = re.compile(
+    r"^(?:g?make(?:\[\d+\])?: \*\*\* .*"
+    r"|\s*(?:fatal|error|ERROR|FATAL): .*"
+    r"|[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?:: .*)?"
+    r"|.*Failed to .*"
+    r"|.*: No such file or directory)$")
 
 
 @dataclass
@@ -88,5 +95,5 @@ def _relative(path: str, prefixes: tuple[str, ...]) -> str:
 def last_failure_lines(log: str, n: int = 5) -> list[str]:
     """When there is no file:line diagnostic, the last telling lines of a log."""
     lines = [ln for ln in log.splitlines() if ln.strip()]
-    telling = [ln for ln in lines if _MAKE_ERR.match(ln) or "rror" in ln]
+    telling = [ln for ln in lines if _TELLING.match(ln) or "rror" in ln]
     return (telling or lines)[-n:]
