@@ -57,7 +57,8 @@ if [[ ! -d "$upstream/.git" ]]; then
     sub=$(sed -n 's/^SUBLEVEL = //p' "$src/Makefile")
     say "making $upstream a git repository tagged v6.1.$sub"
     git -C "$src" init -q
-    git -C "$src" -c user.name=bpbot -c user.email=bpbot@localhost add -A
+    # Debian's .gitignore ignores everything at the top ("/*"): add by force.
+    git -C "$src" -c user.name=bpbot -c user.email=bpbot@localhost add -A -f
     git -C "$src" -c user.name=bpbot -c user.email=bpbot@localhost \
         commit -q -m "Linux 6.1.$sub (Debian linux-source-6.1)"
     git -C "$src" -c user.name=bpbot -c user.email=bpbot@localhost \
