@@ -146,6 +146,11 @@ class Sandbox:
         if self.limits.tmp_size and _bwrap_supports("--size"):
             argv += ["--size", str(self.limits.tmp_size)]
         argv += ["--tmpfs", "/tmp"]
+        # POSIX semaphores (Python's multiprocessing, which coccinelle's pycocci
+        # uses) need a writable /dev/shm; it shares the /tmp size limit.
+        if self.limits.tmp_size and _bwrap_supports("--size"):
+            argv += ["--size", str(self.limits.tmp_size)]
+        argv += ["--tmpfs", "/dev/shm"]
         for top in SYSTEM_DIRS:
             if os.path.islink(top):
                 argv += ["--symlink", os.readlink(top), top]
