@@ -8,6 +8,7 @@ database, disk or network and never raises.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 from dataclasses import dataclass, field
@@ -138,7 +139,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     body, body_note = mail.text_body(msg)
     if body_note:
         notes.append(body_note)
-    if (reason := _header_problem(msg)):
+    if (reason := _header_problem(msg, raw)):
         return out(QUARANTINE, reason)
     lsub = LoreSubject(patchmail.canonical_subject(subject))
     has_diff = patchmail.has_diff(body)
@@ -169,14 +170,16 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     return out(OTHER, "no patch, not a reply")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_MSGID = 998  # RFC 5322's line limit: longer ids do not survive a References header
 
 
-def _header_problem(msg) -> str:
+def _header_problem(msg, raw: bytes) -> str:
     """Why this mail's headers cannot be used (b4 would raise and drop the whole
     thread, or an id/name would carry control characters into git and replies), or ''."""
-    for name in ("Message-ID", "From", "Subject", "In-Reply-To", "References"):
+    controls = _CONTROL_BYTES.search(_header_block(raw)) is not None  # rare: look closer
+    for name in ("Message-ID", "From", "Subject", "In-Reply-To", "References") if controls else ():
         for value in msg.get_all(name) or []:
             if (bad := _CONTROL.search(str(value))):
                 return f"illegal character U+{ord(bad.group()):04X} in the {name} header"
@@ -188,8 +191,8 @@ def _header_problem(msg) -> str:
         return ""
     try:
         parsed = email.utils.parsedate_tz(value)
-        if parsed is not None and (parsed[-1] is None or abs(parsed[-1]) <= 86400):
-            email.utils.parsedate_to_datetime(value)
+        if parsed is not None:  # b4 makes a datetime of it (and raises if it cannot)
+            datetime.datetime(*parsed[:6])
     except (ValueError, TypeError, OverflowError, IndexError) as exc:
         return f"unreadable Date header {value!r}: {exc}; b4 cannot place the mail in a series"
     return ""

@@ -80,6 +80,10 @@ def canonical_subject(subject: str) -> str:
     match = _BRACKETS.match(text[len(lead):])
     if not match:
         return subject
+    brackets = match.group(1)
+    if "PATCH" in brackets.upper() and "," not in brackets and brackets.count("[") == 1 \
+            and not _N_OF_M.search(brackets):
+        return subject  # a form b4 reads as it is (the common case: keep it fast)
     n = numbering(text[len(lead):])
     if not n.patch:
         return subject
