@@ -282,12 +282,20 @@ def target_for(state: State, version: dict) -> report.Target:
 
 def _assembly_notes(state: State, version: dict) -> list[str]:
     """What assembly left out of this version (duplicates, a 3/2, an unnumbered
-    patch), for the reply; read again from the thread (pure, no b4)."""
+    patch; quarantined answers to its mails), for the reply; read again from
+    the thread (no b4)."""
     ids = loads(version["thread_msgids"], []) or loads(version["msgids"], [])
+    if not ids:
+        return []
     raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
         f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
-        f" AND kind IN ({KINDS_SQL})", ids)] if ids else []
-    return series.assembly_notes(raws, version["revision"])
+        f" AND kind IN ({KINDS_SQL})", ids)]
+    quarantined = [f"a mail of this thread was quarantined and not used: "
+                   f"{r['subject'] or '(no subject)'} <{r['msgid']}>: {r['reason']}"
+                   for r in state.query(
+                       f"SELECT msgid, subject, reason FROM messages WHERE kind = ? AND in_reply_to"
+                       f" IN ({','.join('?' * len(ids))}) ORDER BY msgid", [cls.QUARANTINE, *ids])]
+    return series.assembly_notes(raws, version["revision"]) + quarantined
 
 
 def expire(state: State, rules: Rules, at: float | None = None) -> int:

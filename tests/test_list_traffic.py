@@ -76,6 +76,7 @@ KINDS = [
     ("header-date-day-32.eml", "quarantine", 1, 0, 0, "day is out of range"),
     ("header-date-hour-25.eml", "quarantine", 1, 0, 0, "hour must be in 0..23"),
     ("series-2of3-date-day-32.eml", "quarantine", 1, 0, 0, "day is out of range"),
+    ("thread-2of2-date-day-32.eml", "quarantine", 1, 0, 0, "day is out of range"),
     ("header-overlong-message-id.eml", "quarantine", 1, 0, 0, "1212 characters long"),
     ("header-illegal-characters.eml", "quarantine", 1, 0, 0, "illegal character U+0001"),
     # a broken base64 encoded word is read as far as it goes, as b4 does
@@ -342,6 +343,17 @@ def test_duplicate_is_named_in_the_reply(bot):
     assert "missing 3 of 3; got 1, 2." in body
 
 
+def test_quarantined_patch_is_named_in_the_incomplete_reply(bot):
+    rules, st, feed = bot
+    feed(["above-m-1of2.eml", "thread-2of2-date-day-32.eml"])
+    tracker.expire(st, rules, at=9e12)
+    (reply,) = st.query("SELECT raw FROM outbox")
+    body = " ".join(mail.parse_bytes(bytes(reply["raw"])).get_content().split())
+    assert "missing 2 of 2; got 1." in body
+    assert ("Note: A mail of this thread was quarantined and not used: [PATCH 2/2] compat: "
+            "above 2 <20260329080000.95-8-jane@example.org>: unreadable Date header") in body
+
+
 def test_corrupt_patch_is_answered_naming_the_patch(bot):
     rules, st, feed = bot
     feed(["diff-corrupt-short-hunk.eml"])
@@ -387,3 +399,12 @@ def test_check_spools_every_mail_of_an_mbox(tmp_path: Path):
     assert (result.new, result.quarantined) == (18, 0)
     body5 = mail.text_body(mail.parse_fast(mails[4]))[0]
     assert "From the driver's point of view" in body5
+
+
+def test_mbox_source_spools_every_mail(tmp_path: Path):
+    rules = config.load(config.DEMO_RULES, base_dir=tmp_path)
+    rules = dataclasses.replace(rules, source=config.Source(
+        kind="mbox", path=DATA / "mbox-18-mails-leading-blank-lines.mbox"))
+    st = state.State(tmp_path / "state.sqlite")
+    assert sources.LocalSource(rules, st).poll() == 18
+    assert {r["kind"] for r in st.query("SELECT kind FROM messages")} == {"patch"}

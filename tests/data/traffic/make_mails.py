@@ -241,6 +241,11 @@ def bad_headers() -> None:
     series_body = (HERE / "unthreaded-2of3.eml").read_text().split("\n\n", 1)[1]
     write("series-2of3-date-day-32.eml", "[PATCH 2/3] compat: unthreaded 2",
           "20260329080000.95-7-jane@example.org", series_body, date="Mon, 32 Jan 2026 08:00:00 +0000")
+    first = "20260324080000.50-1-jane@example.org"
+    write("thread-2of2-date-day-32.eml", "[PATCH 2/2] compat: above 2",
+          "20260329080000.95-8-jane@example.org",
+          (HERE / "above-m-2of2.eml").read_text().split("\n\n", 1)[1],
+          date="Mon, 32 Jan 2026 08:00:00 +0000", irt=first, refs=(first,))
     long_id = "x" * 1200 + "@example.org"
     write("header-overlong-message-id.eml", "[PATCH] compat: overlong Message-ID", long_id, body)
     (HERE / "header-illegal-characters.eml").write_bytes(
