@@ -313,6 +313,33 @@ def expire(state: State, rules: Rules, at: float | None = None) -> int:
         _answer(state, rules, version, "untestable", "NOT TESTED (untestable)",
                 "UPDATE versions SET verdict='untestable', updated_at=? WHERE id=?",
                 lambda t, v=version: report.render_untestable(rules, t, v["state_reason"]))
+    answer_pull_requests(state, rules)
+    return len(due)
+
+
+def answer_pull_requests(state: State, rules: Rules) -> int:
+    """With ``[series] answer_pull_requests``, one line to each pull request
+    not answered yet (keyed per message in the outbox); returns how many."""
+    if not rules.answer_pull_requests:
+        return 0
+    due = state.query("SELECT msgid, subject, from_addr, refs FROM messages m WHERE kind = ?"
+                      " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = 'pull:' || m.msgid)",
+                      (cls.PULL,))
+    for row in due:
+        target = report.Target(msgid=row["msgid"], subject=row["subject"],
+                               references=loads(row["refs"], []), author_name="",
+                               author_addr=row["from_addr"], series_subject=row["subject"],
+                               revision=1, expected=0)
+        body = ["Hi,", "", f"{rules.bot_name} does not test pull requests, only patch series "
+                "mailed as patches."]
+        key = f"pull:{row['msgid']}"
+        try:
+            msg, rcpts = report.compose(rules, target, body, key, "NOT TESTED (pull request)")
+        except Exception:  # noqa: BLE001 - one bad mail must not stop the others
+            log.exception("could not write the pull request notice for %s", row["msgid"])
+            continue
+        with state.tx() as db:
+            outbox.queue(db, key, "pull-request", msg, rcpts)
     return len(due)
 
 

@@ -374,6 +374,19 @@ def test_pull_request_is_recorded_and_not_answered(bot):
     assert st.query("SELECT * FROM versions") == [] and st.query("SELECT * FROM outbox") == []
 
 
+def test_pull_requests_answered_with_one_line_when_the_rules_say_so(bot):
+    rules, st, feed = bot
+    rules = dataclasses.replace(rules, answer_pull_requests=True)
+    feed(["pull-git-pull.eml", "pull-1of2.eml"])
+    tracker.expire(st, rules)
+    tracker.expire(st, rules)  # a second pass answers nothing twice
+    replies = st.query("SELECT kind, raw FROM outbox ORDER BY id")
+    assert [r["kind"] for r in replies] == ["pull-request", "pull-request"]
+    body = mail.parse_bytes(bytes(replies[0]["raw"])).get_content()
+    assert "does not test pull requests" in body
+    assert st.query("SELECT * FROM versions") == []
+
+
 # --- mbox reading as git mailsplit does ----------------------------------------
 
 MBOXES = [
