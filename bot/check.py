@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import config, layout, pipeline, report, sandbox, spool, tracker
+from . import config, layout, pipeline, report, sandbox, sources, spool, tracker
 from .series import configure_b4
 from .state import State, loads
 
@@ -37,11 +37,7 @@ def read_mail(path: Path) -> list[bytes]:
         return [box.get_bytes(k) for k in sorted(box.keys())]
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
-    head = path.open("rb").read(5)
-    if head == b"From ":
-        box = mailbox.mbox(path, factory=None, create=False)
-        return [box.get_bytes(k) for k in box.iterkeys()]
-    return [path.read_bytes()]
+    return sources.read_mbox(path.read_bytes())  # an mbox, or one mail
 
 
 def run_check(rules_path: Path | None, paths: list[Path], as_json: bool = False,

@@ -8,12 +8,14 @@ database, disk or network and never raises.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import re
 from dataclasses import dataclass, field
 
 from b4 import LoreSubject
 
-from . import mail
+from . import mail, patchmail
 
 PATCH = "patch"
 COVER = "cover"
@@ -24,13 +26,12 @@ AUTOREPLY = "autoreply"
 OWN = "own"
 OTHER = "other"
 QUARANTINE = "quarantine"
+PULL = "pull-request"
 
-KINDS = (PATCH, COVER, REPLY, COMMAND, BOUNCE, AUTOREPLY, OWN, OTHER, QUARANTINE)
+KINDS = (PATCH, COVER, REPLY, COMMAND, BOUNCE, AUTOREPLY, OWN, OTHER, QUARANTINE, PULL)
 # Kinds that take part in series assembly (b4 sees these).
 SERIES_KINDS = (PATCH, COVER, REPLY)
 
-_DIFF = re.compile(r"^(diff --git a/|--- (a/|\S+\s)|Index: )", re.M)
-_HUNK = re.compile(r"^@@ -\d+(,\d+)? \+\d+(,\d+)? @@", re.M)
 _TRAILER = re.compile(
     r"^(Reviewed-by|Acked-by|Tested-by|Reported-by|Suggested-by|Co-developed-by|"
     r"Signed-off-by|Fixes|Closes|Link|Cc|Nacked-by):\s*(\S.*)$",
@@ -138,8 +139,14 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     body, body_note = mail.text_body(msg)
     if body_note:
         notes.append(body_note)
-    lsub = LoreSubject(subject)
-    has_diff = bool(_DIFF.search(body) and _HUNK.search(body))
+    if (reason := _header_problem(msg, raw)):
+        return out(QUARANTINE, reason)
+    lsub = LoreSubject(patchmail.canonical_subject(subject))
+    has_diff = patchmail.has_diff(body)
+    if not lsub.reply and patchmail.is_pull_request(subject, body):
+        return out(PULL, "a pull request ([GIT PULL] or git request-pull text), not a patch series")
+    if body_note.startswith("forwarded"):
+        return out(OTHER, body_note)
     trailers = tuple(m.group(0).strip() for m in _TRAILER.finditer(_unquoted(body)))
     numbers = dict(revision=lsub.revision, counter=lsub.counter if not lsub.counters_inferred else 1,
                    expected=lsub.expected)
@@ -161,6 +168,34 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     if body_note.startswith("HTML only"):
         return out(OTHER, "HTML-only mail, no text to read")
     return out(OTHER, "no patch, not a reply")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_MSGID = 998  # RFC 5322's line limit: longer ids do not survive a References header
+
+
+def _header_problem(msg, raw: bytes) -> str:
+    """Why this mail's headers cannot be used (b4 would raise and drop the whole
+    thread, or an id/name would carry control characters into git and replies), or ''."""
+    controls = _CONTROL_BYTES.search(_header_block(raw)) is not None  # rare: look closer
+    for name in ("Message-ID", "From", "Subject", "In-Reply-To", "References") if controls else ():
+        for value in msg.get_all(name) or []:
+            if (bad := _CONTROL.search(str(value))):
+                return f"illegal character U+{ord(bad.group()):04X} in the {name} header"
+    msgid = mail.normalise_msgid(mail.header(msg, "Message-ID"))
+    if len(msgid) > MAX_MSGID:
+        return f"the Message-ID is {len(msgid)} characters long, over the limit of {MAX_MSGID}"
+    value = mail.header(msg, "Date")
+    if not value:
+        return ""
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is not None:  # b4 makes a datetime of it (and raises if it cannot)
+            datetime.datetime(*parsed[:6])
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:
+        return f"unreadable Date header {value!r}: {exc}; b4 cannot place the mail in a series"
+    return ""
 
 
 def _unquoted(body: str) -> str:

@@ -120,6 +120,8 @@ class Rules:
     commands: CommandRules = field(default_factory=CommandRules)
     # [web] listen = "host:port": `bpbot serve` also serves the status page (bot/web.py).
     web_listen: tuple[str, int] | None = None
+    # [series] answer_pull_requests: a one-line "pull requests are not tested" reply.
+    answer_pull_requests: bool = False
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -218,6 +220,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
     rules_kw.update(
         grace_seconds=series.duration("grace_period", "30m"),
         window_days=series.positive("window_days", 30),
+        answer_pull_requests=series.get("answer_pull_requests", bool, False),
     )
     series.done()
     limits = top.table("limits")

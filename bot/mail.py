@@ -116,17 +116,24 @@ PATCH_TYPES = ("text/x-patch", "text/x-diff", "text/x-patch-file")
 def text_body(msg: Message) -> tuple[str, str]:
     """(text, note): the text a reader (and b4) would read, decoded: the first
     text part holding a diff (inline or a .patch attachment), else the first
-    text/plain part; note says what was odd."""
-    parts = _text_parts(msg)
+    text/plain part; note says what was odd. A forwarded message/rfc822 is
+    not the sender's text: its parts are left out (and noted)."""
+    parts, forwarded = _text_parts(msg)
     if not parts:
         if _has_type(msg, "text/html"):
             return "", "HTML only, no text/plain part"
-        return "", "no text part"
+        return "", FORWARDED if forwarded else "no text part"
     decoded = [_decode(p) for p in parts]
     for text, note in decoded:
         if "\ndiff --git " in "\n" + text or "\n+++ " in text:
             return text, note
+    if forwarded:
+        return decoded[0][0], FORWARDED
     return decoded[0]
+
+
+FORWARDED = ("forwarded message (message/rfc822): a patch inside it is its author's, "
+             "not the forwarder's; it is not tested as this mail")
 
 
 def _decode(part: Message) -> tuple[str, str]:
@@ -149,14 +156,25 @@ def _decode(part: Message) -> tuple[str, str]:
     return text.replace("\r\n", "\n"), note
 
 
-def _text_parts(msg: Message) -> list[Message]:
-    """text/plain parts that are not unrelated attachments, and patch attachments."""
-    out = []
+def _text_parts(msg: Message) -> tuple[list[Message], bool]:
+    """(text/plain parts that are not unrelated attachments, and patch
+    attachments; whether a forwarded message with a diff was skipped)."""
+    out: list[Message] = []
+    forwarded = False
+    todo = [msg]
     try:
-        for part in msg.walk():
-            if part.is_multipart():
-                continue
+        while todo:
+            part = todo.pop(0)
             ctype = part.get_content_type()
+            if ctype == "message/rfc822":
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                if isinstance(inner, Message):
+                    forwarded = forwarded or _holds_diff(inner)
+                continue
+            if part.is_multipart():
+                todo[0:0] = [p for p in part.get_payload() if isinstance(p, Message)]
+                continue
             filename = str(part.get_filename() or "")
             if ctype in PATCH_TYPES or filename.endswith((".patch", ".diff")):
                 out.append(part)
@@ -166,7 +184,12 @@ def _text_parts(msg: Message) -> list[Message]:
                     out.append(part)
     except Exception:  # noqa: BLE001 - a broken MIME tree: whatever was found
         pass
-    return out
+    return out, forwarded
+
+
+def _holds_diff(inner: Message) -> bool:
+    text, _ = text_body(inner)
+    return "\ndiff --git " in "\n" + text or "\n+++ " in text
 
 
 def _has_type(msg: Message, ctype: str) -> bool:
@@ -174,3 +197,38 @@ def _has_type(msg: Message, ctype: str) -> bool:
         return any(p.get_content_type() == ctype for p in msg.walk())
     except Exception:  # noqa: BLE001
         return False
+
+
+def unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 format=flowed undone the way git mailinfo does it: the signature
+    separator stays; one leading space is unstuffed; a line ending in a space
+    joins the next (that space dropped with delsp=yes)."""
+    out: list[str] = []
+    pending = ""
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        if line == "-- ":
+            if pending:
+                out.append(pending)
+                pending = ""
+            out.append(line)
+            continue
+        if line.startswith(" "):
+            line = line[1:]
+        if line.endswith(" "):
+            pending += line[:-1] if delsp else line
+            continue
+        out.append(pending + line)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return "\n".join(out)
+
+
+def is_flowed(part: Message) -> tuple[bool, bool]:
+    """(format=flowed, delsp=yes) of a text part."""
+    try:
+        flowed = str(part.get_param("format") or "").lower() == "flowed"
+        return flowed, flowed and str(part.get_param("delsp") or "").lower() == "yes"
+    except Exception:  # noqa: BLE001 - a broken Content-Type is not flowed
+        return False, False

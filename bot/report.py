@@ -31,6 +31,7 @@ class Target:
     revision: int
     expected: int
     present: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what assembly left out, and why
 
 
 @dataclass
@@ -208,6 +209,7 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
         blamed = any(k.verdict == matrix.FAIL for k in outcome.kernels)
         lines += [""] + (_wrap("Errors the base does not have are marked >>; only those are "
                                "blamed on the series.") if blamed else ["Errors:"]) + fails
+    lines += _notes(target)
     lines += ["", "To reproduce:"] + _reproduce(rules, outcome)
     if rules.web_url and outcome.run_id:
         lines += ["", f"Full logs: {rules.web_url.rstrip('/')}/runs/{outcome.run_id}"]
@@ -216,20 +218,28 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
 
 def render_incomplete(rules: Rules, target: Target, grace: str) -> list[str]:
     got = ", ".join(str(n) for n in target.present) or "none"
-    lines = _greeting(target) + _wrap(_series_line(target)) + [""]
-    lines += _wrap(f"Verdict: NOT TESTED: incomplete series: got {got} of {target.expected}.")
+    missing = ", ".join(str(n) for n in range(1, target.expected + 1) if n not in target.present)
+    lines = _greeting(target) + _wrap(f'bpbot did not test "{target.series_subject}" '
+                                      f"(v{target.revision}): the series is incomplete.") + [""]
+    lines += _wrap(f"Verdict: NOT TESTED: incomplete series: missing {missing} of "
+                   f"{target.expected}; got {got}.")
     lines += [""] + _wrap(
         f"The missing patches did not arrive within {grace}. If they were lost, "
         "please resend the whole series (with a new version number if it changed); "
         "the bot tests it as soon as every patch is there.")
-    return lines
+    return lines + _notes(target)
+
+
+def _notes(target: Target) -> list[str]:
+    return [line for note in target.notes for line in ["", *_wrap("Note: " + note[:1].upper()
+                                                                   + note[1:] + ".")]]
 
 
 def render_untestable(rules: Rules, target: Target, problem: str) -> list[str]:
     lines = _greeting(target) + _wrap(_series_line(target)) + [""]
     lines += _wrap("Verdict: NOT TESTED: the series could not be prepared for git am.")
     lines += [""] + _wrap(problem)
-    return lines
+    return lines + _notes(target)
 
 
 def address_header(name: str, addr: str) -> str | None:

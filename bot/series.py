@@ -10,6 +10,7 @@ configuration never comes from the host's git identity.
 from __future__ import annotations
 
 import copy
+import email.utils
 import io
 import logging
 import re
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import b4
 
-from . import mail
+from . import mail, patchmail
 
 log = logging.getLogger(__name__)
 _NOT_TAGS = re.compile(r"^(patch|rfc|resend|v\d+|\d+/\d+)$", re.I)
@@ -69,6 +70,7 @@ class Version:
     fingerprint: str = ""
     am_mbox: bytes | None = None
     problem: str = ""  # set when b4 could not make the am-ready mbox
+    notes: list[str] = field(default_factory=list)  # what assembly left out, and why
 
     @property
     def missing(self) -> list[int]:
@@ -112,25 +114,13 @@ def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str,
     ``with_am`` also makes the am-ready mbox of complete versions (b4 runs
     ``git mailinfo`` per patch: the tracker leaves it to the test run).
     """
-    msgs = []
-    for item in raws:
-        msgid, raw = item if isinstance(item, tuple) else ("", item)
-        msg = mail.parse_fast(raw)
-        found = mail.normalise_msgid(mail.header(msg, "Message-ID"))
-        clean = found or msgid or mail.message_id(msg, raw)[0]
-        if str(msg.get("Message-ID", "")).strip() != f"<{clean}>":
-            # b4 refuses mail without a Message-ID and keeps folds inside one:
-            # give it the id we spooled the mail by.
-            del msg["Message-ID"]
-            msg["Message-ID"] = f"<{clean}>"
-        msgs.append(msg)
-    try:
-        probe = _mailbox(msgs)
-    except Exception:  # noqa: BLE001 - one bad thread must not stop the others
-        log.exception("b4 could not read thread %s", thread_root)
-        return []
+    msgs = [_prepared(item) for item in raws]
+    msgs, notes = select_patches(msgs)
+    box, unreadable, broken = _mailbox_tolerant(msgs)
+    notes += [u for u in unreadable if u not in broken]  # the others are the problem
     versions = []
-    fresh: b4.LoreMailbox | None = probe  # the probe is fresh for its first get_series call
+    fresh: b4.LoreMailbox | None = box  # the probe is fresh for its first get_series call
+    probe = box
     for revision in sorted(probe.series):
         if only_revision is not None and revision != only_revision:
             continue
@@ -143,15 +133,157 @@ def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str,
             log.exception("b4 failed on v%s in thread %s", revision, thread_root)
             version = _fallback(box, revision, thread_root, f"b4 failed: {exc}")
         if version is not None:
+            version.notes = _for_revision(notes, revision)
+            if broken and not version.problem:
+                version.problem = "; ".join(broken)
             versions.append(version)
     return versions
 
 
-def _mailbox(msgs: list) -> b4.LoreMailbox:
-    box = b4.LoreMailbox()
+def assembly_notes(raws: list[bytes | tuple[str, bytes]], revision: int) -> list[str]:
+    """The notes assemble_thread() gives version ``revision``, without b4."""
+    _, notes = select_patches([_prepared(item) for item in raws])
+    return _for_revision(notes, revision)
+
+
+def _for_revision(notes: list[str], revision: int) -> list[str]:
+    """The notes for one version (their "vN " prefix taken off), and those for all."""
+    return [n.removeprefix(f"v{revision} ") for n in notes
+            if n.startswith(f"v{revision} ") or not re.match(r"v\d+ ", n)]
+
+
+def _prepared(item: bytes | tuple[str, bytes]):
+    msgid, raw = item if isinstance(item, tuple) else ("", item)
+    msg = mail.parse_fast(raw)
+    found = mail.normalise_msgid(mail.header(msg, "Message-ID"))
+    clean = found or msgid or mail.message_id(msg, raw)[0]
+    if str(msg.get("Message-ID", "")).strip() != f"<{clean}>":
+        # b4 refuses mail without a Message-ID and keeps folds inside one:
+        # give it the id we spooled the mail by.
+        del msg["Message-ID"]
+        msg["Message-ID"] = f"<{clean}>"
+    subject = mail.header(msg, "Subject")
+    canonical = patchmail.canonical_subject(subject)
+    if canonical != subject:
+        # b4 reads "[PATCH 1 of 3]" and "[PATCH net,v2,1/3]" as unnumbered v1.
+        del msg["Subject"]
+        msg["Subject"] = canonical
+    _readable_parts(msg)
+    return msg
+
+
+_ATTACHED_PATCH = ("text/x-diff", "text/x-patch-file", "application/octet-stream")
+
+
+def _readable_parts(msg) -> None:
+    """Make what git would read readable to b4, in place: format=flowed text is
+    unflowed as git mailinfo does (b4 drops the parameter, and git am then sees
+    a corrupt patch), and diffs attached as text/x-diff or as
+    application/octet-stream *.patch / *.diff become text/x-patch, which b4 reads."""
+    try:
+        for part in msg.walk():
+            if part.is_multipart():
+                continue
+            ctype = part.get_content_type()
+            if ctype in _ATTACHED_PATCH and (ctype.startswith("text/") or str(
+                    part.get_filename() or "").endswith((".patch", ".diff"))):
+                part.set_type("text/x-patch")
+            elif ctype == "text/plain" and (flow := mail.is_flowed(part))[0]:
+                payload = part.get_payload(decode=True) or b""
+                charset = part.get_content_charset() or "utf-8"
+                text = mail.unflow(payload.decode(charset, "replace"), flow[1])
+                part.del_param("format")
+                part.del_param("delsp")
+                del part["Content-Transfer-Encoding"]
+                part.set_payload(text.encode(charset, "replace"))
+                part["Content-Transfer-Encoding"] = "8bit"
+    except Exception:  # noqa: BLE001 - a broken MIME tree: b4 reads what it can
+        log.warning("could not normalise the parts of <%s>", msg.get("Message-ID"))
+
+
+def select_patches(msgs: list) -> tuple[list, list[str]]:
+    """Leave out what b4 would mis-number, saying why: a patch numbered above
+    its series (3/2), an unnumbered patch in a thread of numbered ones (b4
+    would shift the numbers) and older copies of the same n/m (the newest is
+    used)."""
+    notes: list[str] = []
+    seen: dict[tuple[int, int], list] = {}
+    numbered_revisions = set()
+    meta = []
     for msg in msgs:
-        box.add_message(msg)
-    return box
+        subject = mail.header(msg, "Subject")
+        text, note = mail.text_body(msg)
+        if note == mail.FORWARDED:
+            continue  # b4 would read the forwarded patch as the forwarder's
+        if _is_reply(subject) or not patchmail.has_diff(text):
+            meta.append((msg, None, subject))
+            continue
+        n = patchmail.numbering(subject)
+        meta.append((msg, n, subject))
+        if n.numbered and n.expected > 1:
+            numbered_revisions.add(n.revision)
+    keep = []
+    for msg, n, subject in meta:
+        mid = mail.normalise_msgid(mail.header(msg, "Message-ID"))
+        if n is None:
+            keep.append(msg)
+        elif n.numbered and n.counter > n.expected:
+            notes.append(f"v{n.revision} patch {n.counter}/{n.expected} ({_bare(subject)}, "
+                         f"<{mid}>) is numbered above the series' {n.expected} patches: not applied")
+        elif not n.numbered and n.revision in numbered_revisions:
+            notes.append(f"v{n.revision} unnumbered patch ({_bare(subject)}, <{mid}>) in the "
+                         f"thread of a numbered series: not taken as one of its patches")
+        elif n.numbered:
+            seen.setdefault((n.revision, n.counter), []).append((_date(msg), mid, msg))
+        else:
+            keep.append(msg)
+    for (revision, counter), copies in sorted(seen.items()):
+        copies.sort(key=lambda c: (c[0], c[1]))
+        keep.append(copies[-1][2])
+        if len(copies) > 1:
+            old = ", ".join(f"<{c[1]}>" for c in copies[:-1])
+            notes.append(f"v{revision} patch {counter} was sent {len(copies)} times: the newest "
+                         f"copy (<{copies[-1][1]}>) is used, the duplicate {old} ignored")
+    return keep, notes
+
+
+def _is_reply(subject: str) -> bool:
+    return bool(re.match(r"^\s*(re|aw|sv)\s*:", subject, re.I))
+
+
+def _bare(subject: str) -> str:
+    return re.sub(r"^(\s*\[[^\]]*\])+\s*", "", subject)
+
+
+def _date(msg) -> float:
+    try:
+        return email.utils.parsedate_to_datetime(mail.header(msg, "Date")).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return 0.0
+
+
+def _mailbox_tolerant(msgs: list) -> tuple[b4.LoreMailbox, list[str], list[str]]:
+    """A mailbox of every message b4 can read; why the others could not be
+    read (all of them; those holding a diff)."""
+    box = b4.LoreMailbox()
+    problems, patches = [], []
+    for msg in msgs:
+        try:
+            box.add_message(msg)
+        except Exception as exc:  # noqa: BLE001 - b4 raises many kinds on odd headers
+            mid = mail.normalise_msgid(mail.header(msg, "Message-ID"))
+            log.warning("b4 cannot read <%s>: %s", mid, exc)
+            box.msgid_map.pop(mid, None)
+            text = (f"b4 cannot read the message <{mid}> ({_bare(mail.header(msg, 'Subject'))}): "
+                    f"{type(exc).__name__}: {exc}")
+            problems.append(text)
+            if patchmail.has_diff(mail.text_body(msg)[0]):
+                patches.append(text)
+    return box, problems, patches
+
+
+def _mailbox(msgs: list) -> b4.LoreMailbox:
+    return _mailbox_tolerant(msgs)[0]
 
 
 def _one_version(box: b4.LoreMailbox, revision: int, thread_root: str,
@@ -161,7 +293,8 @@ def _one_version(box: b4.LoreMailbox, revision: int, thread_root: str,
     if lser is None:
         return None
     version = _describe(lser, thread_root)
-    if version.complete and with_am:
+    version.problem = diff_problems(lser)
+    if version.complete and with_am and not version.problem:
         try:
             am_msgs = lser.get_am_ready(noaddtrailers=False, addmysob=False, addlink=False,
                                         allowbadchars=False)
@@ -175,6 +308,14 @@ def _one_version(box: b4.LoreMailbox, revision: int, thread_root: str,
         b4.save_git_am_mbox(am_msgs, buf)
         version.am_mbox = buf.getvalue()
     return version
+
+
+def diff_problems(lser) -> str:
+    """Why git would refuse a patch of this version (named), or ''."""
+    for n, patch in enumerate(lser.patches[1:], start=1):
+        if patch is not None and (problem := patchmail.diff_problem(patch.body or "")):
+            return f"Patch {n}/{lser.expected} ({patch.subject}): {problem}."
+    return ""
 
 
 def _fallback(probe: b4.LoreMailbox, revision: int, thread_root: str, problem: str) -> Version | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import mailbox
+import re
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -39,8 +40,7 @@ class LocalSource:
             box = mailbox.Maildir(self.path, factory=None, create=False)
             return sorted(((key, box.get_bytes(key)) for key in box.iterkeys()),
                           key=lambda kv: _maildir_order(box, kv[0]))
-        box = mailbox.mbox(self.path, factory=None, create=False)
-        return [(str(key), box.get_bytes(key)) for key in box.iterkeys()]
+        return [(str(i), raw) for i, raw in enumerate(read_mbox(self.path.read_bytes()))]
 
     def poll(self) -> int:
         items = [(k, raw) for k, raw in self._read() if k not in self._seen]
@@ -54,6 +54,43 @@ class LocalSource:
 
     def close(self) -> None:
         pass
+
+
+# git mailsplit's is_from_line(): "From " then something ending in a time and
+# a year (asctime: "From 1a2b... Mon Sep 17 00:00:00 2001"), so a body line
+# such as "From the user's side..." does not start a new mail.
+_FROM_LINE = re.compile(rb"^From \S.*\d:\d\d(:\d\d)? (.* )?\d{4}( [+-]\d{4})?\s*$")
+_MBOXRD = re.compile(rb"^>(>*From )", re.M)
+
+
+def read_mbox(data: bytes) -> list[bytes]:
+    """Mails of an mbox, split as git mailsplit does: blank lines before the
+    first "From " line are skipped; only "From " lines that look like mbox
+    separators split; mboxrd's ">From " escaping is undone when the file says
+    it is mboxrd (b4 and public-inbox write "From mboxrd@z"); a file starting
+    with a header line (no separator at all) is one mail."""
+    data = data.lstrip(b"\r\n")
+    if not data:
+        return []
+    if not data.startswith(b"From ") or not _FROM_LINE.match(data.split(b"\n", 1)[0]):
+        return [data]
+    mboxrd = data.startswith(b"From mboxrd@z")
+    mails: list[bytes] = []
+    current: list[bytes] = []
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"From ") and _FROM_LINE.match(line.rstrip(b"\r\n")):
+            if current:
+                mails.append(_finish(current, mboxrd))
+            current = []
+            continue
+        current.append(line)
+    mails.append(_finish(current, mboxrd))
+    return [m for m in mails if m.strip()]
+
+
+def _finish(lines: list[bytes], mboxrd: bool) -> bytes:
+    raw = b"".join(lines)
+    return _MBOXRD.sub(rb"\1", raw) if mboxrd else raw
 
 
 def _maildir_order(box: mailbox.Maildir, key: str) -> tuple:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
 from . import classify as cls
-from . import outbox, report, series
+from . import outbox, patchmail, report, series
 from .config import Rules
 from .state import State, dumps, loads, now
 
@@ -36,10 +36,11 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
         _mark_rest(state)
         return 0
     since = now() - rules.window_days * 86400
-    links = [(r["msgid"], r["in_reply_to"], loads(r["refs"], []))
-             for r in state.query(f"SELECT msgid, in_reply_to, refs FROM messages WHERE kind IN"
-                                  f" ({KINDS_SQL}) AND (received_at >= ? OR assembled = 0)",
-                                  (since,))]
+    rows = state.query(f"SELECT msgid, kind, in_reply_to, refs, subject, from_addr FROM messages"
+                       f" WHERE kind IN ({KINDS_SQL}) AND (received_at >= ? OR assembled = 0)",
+                       (since,))
+    links = [(r["msgid"], r["in_reply_to"] or unthreaded_parent(r), loads(r["refs"], []))
+             for r in rows]
     roots = series.thread_roots(links)
     if one_thread and roots:
         first = min(roots.values())
@@ -74,6 +75,18 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     _mark_rest(state)
     _supersede(state)
     return count
+
+
+def unthreaded_parent(row) -> str:
+    """A numbered patch or cover letter sent without In-Reply-To/References
+    joins the other parts of its series (same sender, version and length)
+    under a made-up parent, so they are assembled together, in number order."""
+    if row["kind"] == cls.REPLY or row["in_reply_to"] or loads(row["refs"], []):
+        return ""
+    n = patchmail.numbering(row["subject"] or "")
+    if not n.numbered or n.expected < 2:
+        return ""
+    return f"unthreaded.v{n.revision}.{n.expected}.{row['from_addr']}@bpbot.invalid"
 
 
 POOL_MIN_THREADS = 64   # below this, a process pool costs more than it saves
@@ -149,11 +162,12 @@ def _mark_rest(state: State) -> None:
 
 def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
     stamp = now()
-    row = db.conn.execute("SELECT id FROM series WHERE key = ?", (v.key,)).fetchone()
+    key = _series_key(db, v)
+    row = db.conn.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
     if row is None:
         series_id = db.conn.execute(
             "INSERT INTO series (key, subject, author_name, author_addr, first_seen)"
-            " VALUES (?,?,?,?,?)", [_text(x) for x in (v.key, v.subject, v.author_name,
+            " VALUES (?,?,?,?,?)", [_text(x) for x in (key, v.subject, v.author_name,
                                                      v.author_addr, stamp)]).lastrowid
     else:
         series_id = row[0]
@@ -163,6 +177,7 @@ def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
         new_state, reason = "ready", ""
     else:
         new_state, reason = "waiting", f"missing {', '.join(map(str, v.missing))} of {v.expected}"
+    _absorb(db, v, series_id)
     old = db.conn.execute("SELECT id, state, fingerprint FROM versions WHERE series_id = ? AND"
                           " revision = ?", (series_id, v.revision)).fetchone()
     fields = dict(subject=v.subject, expected=v.expected, present=dumps(v.present),
@@ -190,6 +205,36 @@ def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
         fields.update(state="ready", state_reason="patches changed since the last test")
     sets = ",".join(f"{k} = ?" for k in fields)
     db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
+
+
+def _absorb(db, v: series.Version, series_id: int) -> None:
+    """A waiting version whose patches are all in ``v`` under another key (patch 1
+    arrived late, and the key is patch 1's subject) is the same series: it is
+    superseded, not answered as incomplete."""
+    ids = set(v.msgids)
+    for row in db.conn.execute("SELECT id, msgids FROM versions WHERE state = 'waiting' AND"
+                               " revision = ? AND series_id != ?", (v.revision, series_id)).fetchall():
+        theirs = set(loads(row[1], []))
+        if theirs and theirs <= ids:
+            db.conn.execute("UPDATE versions SET state = 'superseded', state_reason = ?,"
+                            " updated_at = ? WHERE id = ?",
+                            (f"assembled again with patch 1 as {v.key}", now(), row[0]))
+
+
+def _series_key(db, v: series.Version) -> str:
+    """The series a version belongs to: its key, unless that series already has
+    this revision from another thread with other patches (two unrelated
+    "[PATCH v2] foo" mails): then a series of its own, keyed by its thread."""
+    own = f"{v.key}#thread={v.thread_root}"
+    if db.conn.execute("SELECT 1 FROM series WHERE key = ?", (own,)).fetchone():
+        return own
+    other = db.conn.execute(
+        "SELECT v.thread_root, v.fingerprint, v.msgids FROM versions v JOIN series s"
+        " ON s.id = v.series_id WHERE s.key = ? AND v.revision = ?", (v.key, v.revision)).fetchone()
+    if other is None or other[0] == v.thread_root or other[1] == v.fingerprint:
+        return v.key
+    # A thread that grew (its root moved) still shares patches with what was stored.
+    return v.key if set(loads(other[2], [])) & set(v.msgids) else own
 
 
 def _text(value):
@@ -231,8 +276,26 @@ def target_for(state: State, version: dict) -> report.Target:
         references=loads(msg["refs"], []) if msg else [], author_name=ser["author_name"],
         author_addr=ser["author_addr"], series_subject=version["subject"],
         revision=version["revision"], expected=version["expected"],
-        present=loads(version["present"], []),
+        present=loads(version["present"], []), notes=_assembly_notes(state, version),
     )
+
+
+def _assembly_notes(state: State, version: dict) -> list[str]:
+    """What assembly left out of this version (duplicates, a 3/2, an unnumbered
+    patch; quarantined answers to its mails), for the reply; read again from
+    the thread (no b4)."""
+    ids = loads(version["thread_msgids"], []) or loads(version["msgids"], [])
+    if not ids:
+        return []
+    raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+        f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
+        f" AND kind IN ({KINDS_SQL})", ids)]
+    quarantined = [f"a mail of this thread was quarantined and not used: "
+                   f"{r['subject'] or '(no subject)'} <{r['msgid']}>: {r['reason']}"
+                   for r in state.query(
+                       f"SELECT msgid, subject, reason FROM messages WHERE kind = ? AND in_reply_to"
+                       f" IN ({','.join('?' * len(ids))}) ORDER BY msgid", [cls.QUARANTINE, *ids])]
+    return series.assembly_notes(raws, version["revision"]) + quarantined
 
 
 def expire(state: State, rules: Rules, at: float | None = None) -> int:
@@ -250,6 +313,33 @@ def expire(state: State, rules: Rules, at: float | None = None) -> int:
         _answer(state, rules, version, "untestable", "NOT TESTED (untestable)",
                 "UPDATE versions SET verdict='untestable', updated_at=? WHERE id=?",
                 lambda t, v=version: report.render_untestable(rules, t, v["state_reason"]))
+    answer_pull_requests(state, rules)
+    return len(due)
+
+
+def answer_pull_requests(state: State, rules: Rules) -> int:
+    """With ``[series] answer_pull_requests``, one line to each pull request
+    not answered yet (keyed per message in the outbox); returns how many."""
+    if not rules.answer_pull_requests:
+        return 0
+    due = state.query("SELECT msgid, subject, from_addr, refs FROM messages m WHERE kind = ?"
+                      " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = 'pull:' || m.msgid)",
+                      (cls.PULL,))
+    for row in due:
+        target = report.Target(msgid=row["msgid"], subject=row["subject"],
+                               references=loads(row["refs"], []), author_name="",
+                               author_addr=row["from_addr"], series_subject=row["subject"],
+                               revision=1, expected=0)
+        body = ["Hi,", "", f"{rules.bot_name} does not test pull requests, only patch series "
+                "mailed as patches."]
+        key = f"pull:{row['msgid']}"
+        try:
+            msg, rcpts = report.compose(rules, target, body, key, "NOT TESTED (pull request)")
+        except Exception:  # noqa: BLE001 - one bad mail must not stop the others
+            log.exception("could not write the pull request notice for %s", row["msgid"])
+            continue
+        with state.tx() as db:
+            outbox.queue(db, key, "pull-request", msg, rcpts)
     return len(due)
 
 

@@ -30,7 +30,7 @@ def _mbox(tmp_path, *numbers: str):
         (("06", "07"), 1, "FAIL: breaks 3.10"),
         (("13", "14"), 0, "Verdict: PASS"),
         (("09",), 2, "does not apply"),
-        (("10", "11"), 2, "got 1, 3 of 3"),
+        (("10", "11"), 2, "missing 2 of 3; got 1, 3."),
     ],
     ids=["clean-series", "breaks-oldest", "v2-fixes", "does-not-apply", "incomplete"],
 )

@@ -73,7 +73,7 @@ def test_imap_to_smtp_round_trip(tmp_path, imap_server, smtp_server):
 
     assert first[d]["X-bpbot-Verdict"] == "NOT-APPLIED"
     assert "does not apply" in first[d].get_content()
-    assert "got 1, 3 of 3" in first[e].get_content()
+    assert "missing 2 of 3; got 1, 3." in first[e].get_content()
 
     # The contributor mails v2 after reading the v1 reply; the bot restarts.
     for name in STAGE_2:
