@@ -142,6 +142,8 @@ def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None
         if show_progress else None
     if pipeline.next_ready(state) is not None:
         box = sandbox.for_rules(rules)
+        if box.pids_cgroup is not None:
+            _CGROUP_PARENTS.append(box.pids_cgroup.parent)
         while (version := pipeline.next_ready(state)) is not None:
             pipeline.run_version(state, rules, box, version, progress)
     tracker.expire(state, rules)  # answers versions b4 found untestable at run time
@@ -186,14 +188,24 @@ def _print(state: State, as_json: bool) -> int:
 
 @contextlib.contextmanager
 def _signals_interrupt() -> Iterator[None]:
-    """SIGINT and SIGTERM stop the builds at once and unwind (so the scratch dir
-    goes): the commands run in sessions of their own, out of reach of a Ctrl-C,
-    and a build thread would otherwise wait for them to end."""
+    """SIGINT and SIGTERM stop the check at once and unwind it (so the scratch
+    dir goes). The commands run in sessions of their own, out of reach of a
+    Ctrl-C, and the build pool would start the builds still queued while it
+    unwinds: until the unwinding is done, every process below this one is
+    killed as soon as it appears."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    unwound = threading.Event()
+
+    def keep_killing() -> None:
+        while not unwound.wait(0.05):
+            _kill_descendants()
 
     def stop(signum, frame) -> None:
+        if not unwound.is_set() and not any(t.name == "bpbot-check-stop"
+                                            for t in threading.enumerate()):
+            threading.Thread(target=keep_killing, name="bpbot-check-stop", daemon=True).start()
         _kill_descendants()
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -201,15 +213,22 @@ def _signals_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
+        unwound.set()
         for sig, handler in before.items():
             signal.signal(sig, handler)
 
 
+# Where the sandbox makes a pids cgroup per command (bot/limits.py), named
+# "<our pid>-...": a bubblewrap whose launcher was killed is no longer below
+# us (bubblewrap issue 633), but still in its cgroup.
+_CGROUP_PARENTS: list[Path] = []
+
+
 def _kill_descendants() -> None:
-    """SIGKILL every process below this one (builds, bwrap, git), a few rounds in
-    case one forks meanwhile."""
+    """SIGKILL every process below this one (builds, bwrap, git) and in our
+    commands' pids cgroups, a few rounds in case one forks meanwhile."""
     for _ in range(5):
-        pids = _descendants(os.getpid())
+        pids = _descendants(os.getpid()) + _in_our_cgroups()
         if not pids:
             return
         for pid in pids:
@@ -218,6 +237,15 @@ def _kill_descendants() -> None:
         for pid in pids:  # reap our own children; the rest are reaped by theirs
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)
+
+
+def _in_our_cgroups() -> list[int]:
+    pids: list[int] = []
+    for parent in _CGROUP_PARENTS:
+        for procs in parent.glob(f"{os.getpid()}-*/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pids += [int(line) for line in procs.read_text().split()]
+    return pids
 
 
 def _descendants(root: int) -> list[int]:
