@@ -279,9 +279,9 @@ def _remove(scratch: Path, keep: bool, trees: list[Path]) -> None:
 
 
 def _exit_code(verdicts: list[str]) -> int:
-    from . import report
     if not verdicts:
         return 2
+    from . import report  # (with the pipeline's modules: not for a mail without a patch)
     if report.FAIL in verdicts:
         return 1
     if all(v == report.PASS for v in verdicts):
