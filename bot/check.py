@@ -21,6 +21,7 @@ import mailbox
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -86,7 +87,8 @@ def run_check(rules_path: Path | None, paths: list[Path],
             tree.append(rules.tree_path)
             return _check(rules, raws, scratch, cache, options)
     finally:
-        _remove(scratch, options.keep, tree)
+        with _signals_ignored():  # a second Ctrl-C must not leave half a scratch dir
+            _remove(scratch, options.keep, tree)
 
 
 def _open_cache(rules_path: Path | None, where: Path | str | None,
@@ -125,7 +127,10 @@ def _check(rules: config.Rules, raws: list[bytes], scratch: Path, cache: CheckCa
         _test_series(state, rules, options.show_progress)
     _say_base(state, known, cache)
     if cache is not None:
-        cache.save_from(state, rules.state_dir, known)
+        try:
+            cache.save_from(state, rules.state_dir, known)
+        except (OSError, sqlite3.Error) as exc:  # the verdict stands; only the reuse is lost
+            log.warning("could not keep the base builds in the cache %s: %s", cache.root, exc)
     return _print(state, options.as_json)
 
 
@@ -214,6 +219,19 @@ def _signals_interrupt() -> Iterator[None]:
         yield
     finally:
         unwound.set()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
 
