@@ -210,10 +210,11 @@ class StatusApp:
 
     def index(self, query: dict) -> Response:
         limit = _int(query, "limit", DEFAULT_LIMIT)
-        rows = status.rows(self.state)
+        rows = self.redact.data(status.rows(self.state))  # a reason may name a path
         recent = list(reversed(rows))[:limit]
-        html = web_templates.index(recent, self.kernel_names(recent), status.queue(self.state),
-                                   self._health(), len(rows))
+        html = web_templates.index(recent, self.kernel_names(recent),
+                                   self.redact.data(status.queue(self.state)), self._health(),
+                                   len(rows))
         return Response(200, html.encode())
 
     def series_page(self, version_id: str, query: dict, run_id: int | None = None) -> Response:
@@ -265,10 +266,11 @@ class StatusApp:
     # --- JSON ------------------------------------------------------------
 
     def _health(self) -> dict:
-        return status.health(self.state, self.clock(), self.rules.source.poll_seconds)
+        return self.redact.data(status.health(self.state, self.clock(),
+                                              self.rules.source.poll_seconds))
 
     def api_series(self, query: dict) -> Response:
-        return _json({"series": status.rows(self.state)})
+        return _json({"series": self.redact.data(status.rows(self.state))})
 
     def api_version(self, version_id: str, query: dict) -> Response:
         detail = status.version_detail(self.state, int(version_id))

@@ -224,3 +224,20 @@ def _wait_for_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dic
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+def test_a_reason_naming_a_host_path_is_shown_with_the_placeholder(tested):
+    reason = f"the bot could not write its report: {tested.rules.state_dir}/work/run-9/x: full"
+    with tested.state.tx() as db:
+        db.conn.execute("UPDATE versions SET state_reason = ? WHERE id = ?",
+                        (reason, tested.version))
+    try:
+        for path in ("/", "/api/series", f"/api/series/{tested.version}",
+                     f"/series/{tested.version}"):
+            body = tested.app.handle(path).body.decode()
+            assert "<state>/work/run-9/x" in body.replace("&lt;", "<").replace("&gt;", ">"), path
+            assert str(tested.rules.state_dir) not in body, path
+    finally:
+        with tested.state.tx() as db:
+            db.conn.execute("UPDATE versions SET state_reason = '' WHERE id = ?",
+                            (tested.version,))
