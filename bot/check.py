@@ -108,7 +108,8 @@ def _open_cache(rules_path: Path | None, where: Path | str | None,
 
 def _rules(rules_path: Path | None, scratch: Path, cache: CheckCache | None) -> config.Rules:
     if rules_path is None:  # the sample tree: in the cache, so its paths stay the same
-        rules = layout.prepare((cache.root if cache else scratch) / "sample", with_list=False)
+        rules = cache.sample_rules() if cache else layout.prepare(scratch / "sample",
+                                                                  with_list=False)
     else:
         rules = config.load(rules_path)
     # Never touch the daemon's state: a scratch state, and no grace period.

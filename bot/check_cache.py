@@ -79,6 +79,18 @@ class CheckCache:
         finally:
             os.close(fd)  # releases the lock
 
+    def sample_rules(self) -> config.Rules:
+        """The default rules over the bundled sample, laid out here once: made
+        beside and renamed into place, so a check killed halfway leaves no half
+        tree that later checks would build."""
+        sample = self.root / "sample"
+        if not sample.is_dir():
+            fresh = self.root / "sample.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            layout.prepare(fresh, with_list=False)
+            fresh.rename(sample)
+        return layout.prepare(sample, with_list=False)
+
     def link_ccache(self, scratch_state: Path) -> None:
         """The scratch state's ccache dir is the cache's (bot/build.py uses
         ``<state_dir>/ccache``)."""

@@ -161,6 +161,7 @@ def test_the_default_cache_is_per_rules_under_xdg_cache_home(tmpdir_env, tmp_pat
     assert cli.main(["check", *mails("13", "14")]) == 0
     root = tmp_path / "cache" / "bpbot" / "check" / check_cache.rules_hash(None)
     assert (root / "state" / "bpbot.sqlite").exists() and (root / "sample" / "tree").is_dir()
+    assert not (root / "sample.new").exists()
     caplog.clear()
     assert cli.main(["check", *mails("13", "14")]) == 0
     assert "reused from the cache" in caplog.text
