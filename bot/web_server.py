@@ -79,19 +79,26 @@ class BoundedServer(ThreadingHTTPServer):
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake_r, selectors.EVENT_READ)
             while not self._closing.is_set():
-                self._admit(sel)
-                deadlines = [d for _, d in self._waiting.values()]
-                wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-                for key, _ in sel.select(wait):
-                    if key.fileobj is self._wake_r:
-                        with contextlib.suppress(OSError):
-                            self._wake_r.recv(4096)
-                    elif key.fileobj in self._waiting:
-                        self._ready(sel, key.fileobj)
-                self._expire(sel)
+                try:
+                    self._pass(sel)
+                except Exception:  # noqa: BLE001 - this thread stopping would stop the page
+                    log.exception("web: waiting room")
+                    time.sleep(0.1)
             for sock in list(self._waiting):
                 self._leave(sel, sock)
                 self._drop(sock)
+
+    def _pass(self, sel: selectors.BaseSelector) -> None:
+        self._admit(sel)
+        deadlines = [d for _, d in self._waiting.values()]
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        for key, _ in sel.select(wait):
+            if key.fileobj is self._wake_r:
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(4096)
+            elif key.fileobj in self._waiting:
+                self._ready(sel, key.fileobj)
+        self._expire(sel)
 
     def _admit(self, sel: selectors.BaseSelector) -> None:
         with self._lock:
