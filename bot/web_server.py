@@ -46,7 +46,7 @@ class BoundedServer(ThreadingHTTPServer):
         self.idle_timeout = timeout
         self.max_waiting = max_waiting
         self.workers = threading.BoundedSemaphore(max_workers)
-        self.rejected = 0  # connections answered 503 (tests and the log read it)
+        self.rejected = 0  # requests answered 503 so far
         self.max_workers = max_workers
         # Only the waiting room's thread touches _waiting; arrivals reach it through
         # _arrivals and a wake-up byte.
@@ -54,6 +54,7 @@ class BoundedServer(ThreadingHTTPServer):
         self._arrivals: list[tuple[socket.socket, object]] = []
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)  # a full pipe already means "wake up"
         self._closing = threading.Event()
         self._room = threading.Thread(target=self._watch, name="bpbot-web-wait", daemon=True)
         super().__init__(address, handler)  # on a bind error it calls server_close()
