@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,12 +139,14 @@ def test_the_second_check_reuses_the_base(tmpdir_env, tmp_path, capsys, caplog):
     args = ["check", "--json", "--cache", str(cache), *mails("06", "07")]
     assert cli.main(args) == 1
     first = capsys.readouterr().out
-    assert "base b59d2293e48e built on 3.10, 4.14, 4.19, 6.1; kept in the cache" in caplog.text
+    built = re.search(r"base (\w{12}) built on ([\w., ]+); kept in the cache", caplog.text)
+    assert built, caplog.text
+    commit, kernels = built.groups()
+    assert "3.10" in kernels.split(", ")  # the kernel the series breaks
     caplog.clear()
     assert cli.main(args) == 1
     second = capsys.readouterr().out
-    assert f"base b59d2293e48e reused from the cache ({cache}): 3.10, 4.14, 4.19, 6.1" \
-        in caplog.text
+    assert f"base {commit} reused from the cache ({cache}): {kernels}" in caplog.text
     assert "built on" not in caplog.text
     strip = [(s["name"], s["kernel"], s["status"], s["verdict"])
              for s in json.loads(second)["series"][0]["steps"]]
@@ -153,7 +156,7 @@ def test_the_second_check_reuses_the_base(tmpdir_env, tmp_path, capsys, caplog):
     assert leftovers(tmpdir_env) == []
     # The logs of the base builds are kept with their rows.
     assert sorted(p.name for p in cache.glob("state/work/baselines/*/*.log")) == \
-        ["build-3.10.log", "build-4.14.log", "build-4.19.log", "build-6.1.log", "generate.log"]
+        sorted([f"build-{k}.log" for k in kernels.split(", ")] + ["generate.log"])
 
 
 def test_the_default_cache_is_per_rules_under_xdg_cache_home(tmpdir_env, tmp_path, caplog,
@@ -184,5 +187,5 @@ def test_a_check_while_another_holds_the_cache_builds_in_scratch(tmpdir_env, tmp
 def test_no_cache_keeps_nothing(tmpdir_env, tmp_path, caplog, capsys):
     assert cli.main(["check", "--no-cache", *mails("06", "07")]) == 1
     assert not (tmp_path / "cache").exists()
-    assert "built on 3.10, 4.14, 4.19, 6.1" in caplog.text
+    assert re.search(r"base \w{12} built on 3\.10", caplog.text), caplog.text
     assert "the cache" not in caplog.text
