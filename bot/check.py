@@ -3,22 +3,37 @@
 Exit 0: every selected build passes; 1: a series breaks something;
 2: nothing could be tested (no patch, incomplete, does not apply);
 3: usage or configuration error.
+
+Everything happens in a scratch dir (``$TMPDIR/bpbot-check-*``), removed on
+every way out unless ``--keep``; base builds are kept in a cache dir between
+checks (bot/check_cache.py) unless ``--no-cache``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email
 import email.policy
 import json
 import logging
 import mailbox
+import os
+import shutil
+import signal
+import sqlite3
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, layout, pipeline, report, sandbox, sources, spool, tracker
-from .series import configure_b4
+# Only what reading and classifying the mail needs: the series, pipeline and
+# report modules (and asyncio, which outbox pulls in) are imported when the
+# input holds a patch (a no-patch check is mostly import time otherwise).
+from . import check_cache, classify, config, git, layout, proc, spool
+from .check_cache import CheckCache
 from .state import State, loads
 
 log = logging.getLogger(__name__)
@@ -37,60 +52,252 @@ def read_mail(path: Path) -> list[bytes]:
         return [box.get_bytes(k) for k in sorted(box.keys())]
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
-    return sources.read_mbox(path.read_bytes())  # an mbox, or one mail
+    from .sources import read_mbox  # imapclient: only when reading a file
+    return read_mbox(path.read_bytes())  # an mbox, or one mail
 
 
-def run_check(rules_path: Path | None, paths: list[Path], as_json: bool = False,
-              show_progress: bool = False) -> int:
+@dataclass
+class CheckOptions:
+    as_json: bool = False
+    show_progress: bool = False
+    keep: bool = False              # keep the scratch dir and say where
+    cache: Path | str | None = "default"  # a dir, "default" (per rules) or None (scratch only)
+
+
+def run_check(rules_path: Path | None, paths: list[Path],
+              options: CheckOptions | None = None) -> int:
+    """Test the mail in ``paths``; print the replies; return the exit code. The
+    scratch dir goes on every way out (pass, fail, error, Ctrl-C, SIGTERM)
+    unless ``options.keep``."""
+    options = options or CheckOptions()
     try:
         raws = [raw for p in paths for raw in read_mail(p)]
     except (InputError, OSError) as exc:
         print(f"bpbot: {exc}", file=sys.stderr)
         return 3
     scratch = Path(tempfile.mkdtemp(prefix="bpbot-check-"))
-    if rules_path is None:
-        rules = layout.prepare(scratch / "sample", with_list=False)
+    tree: list[Path] = []  # the tree whose worktree list a cut-off run may leave stale
+    try:
+        with _signals_interrupt(), contextlib.ExitStack() as stack:
+            cache = _open_cache(rules_path, options.cache, stack)
+            rules = _rules(rules_path, scratch, cache)
+            tree.append(rules.tree_path)
+            return _check(rules, raws, scratch, cache, options)
+    finally:
+        with _signals_ignored():  # a second Ctrl-C must not leave half a scratch dir
+            _remove(scratch, options.keep, tree)
+
+
+def _open_cache(rules_path: Path | None, where: Path | str | None,
+                stack: contextlib.ExitStack) -> CheckCache | None:
+    if where is None:
+        return None
+    root = check_cache.default_root(rules_path) if where == "default" else Path(where)
+    try:
+        return stack.enter_context(CheckCache(root).locked())
+    except check_cache.CacheBusy as exc:
+        log.info("%s; this check builds the base in its scratch dir", exc)
+    except OSError as exc:
+        log.warning("no cache (%s: %s); this check builds the base in its scratch dir",
+                    root, exc.strerror or exc)
+    return None
+
+
+def _rules(rules_path: Path | None, scratch: Path, cache: CheckCache | None) -> config.Rules:
+    if rules_path is None:  # the sample tree: in the cache, so its paths stay the same
+        rules = cache.sample_rules() if cache else layout.prepare(scratch / "sample",
+                                                                  with_list=False)
     else:
         rules = config.load(rules_path)
     # Never touch the daemon's state: a scratch state, and no grace period.
-    rules = dataclasses.replace(rules, state_dir=scratch / "state", grace_seconds=0)
+    return dataclasses.replace(rules, state_dir=scratch / "state", grace_seconds=0)
+
+
+def _check(rules: config.Rules, raws: list[bytes], scratch: Path, cache: CheckCache | None,
+           options: CheckOptions) -> int:
+    if cache is not None:
+        cache.link_ccache(rules.state_dir)
     state = State(rules.state_dir / "bpbot.sqlite")
-    configure_b4(rules.bot_name, rules.bot_address)
+    known = cache.load_into(state) if cache is not None else set()
     spool.spool(state, "check", raws, bot_address=rules.bot_address, loop_id=rules.loop_id,
                 max_bytes=rules.max_message_bytes)
+    if state.one("SELECT 1 FROM messages WHERE kind IN (?, ?)", (classify.PATCH, classify.COVER)):
+        _test_series(state, rules, options.show_progress)
+    _say_base(state, known, cache)
+    if cache is not None:
+        try:
+            cache.save_from(state, rules.state_dir, known)
+        except (OSError, sqlite3.Error) as exc:  # the verdict stands; only the reuse is lost
+            log.warning("could not keep the base builds in the cache %s: %s", cache.root, exc)
+    return _print(state, options.as_json)
+
+
+def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None:
+    """Assemble the series and test each; the replies land in the scratch outbox."""
+    from . import pipeline, sandbox, tracker
+    from .series import configure_b4
+    configure_b4(rules.bot_name, rules.bot_address)
     threaded = any(r["in_reply_to"] or r["refs"] != "[]" for r in state.query(
         "SELECT in_reply_to, refs FROM messages"))
     tracker.assemble(state, rules, one_thread=not threaded)
     tracker.expire(state, rules)
     progress = (lambda text: print(f"bpbot: {text}", file=sys.stderr, flush=True)) \
         if show_progress else None
-    box = sandbox.for_rules(rules)
-    while (version := pipeline.next_ready(state)) is not None:
-        pipeline.run_version(state, rules, box, version, progress)
+    if pipeline.next_ready(state) is not None:
+        box = sandbox.for_rules(rules)
+        if box.pids_cgroup is not None:
+            _CGROUP_PARENTS.append(box.pids_cgroup.parent)
+        while (version := pipeline.next_ready(state)) is not None:
+            pipeline.run_version(state, rules, box, version, progress)
     tracker.expire(state, rules)  # answers versions b4 found untestable at run time
+
+
+def _say_base(state: State, known: set[str], cache: CheckCache | None) -> None:
+    """One line per base: reused from the cache, or built (and kept)."""
+    for run in state.query("SELECT DISTINCT base_commit FROM runs WHERE base_commit != ''"):
+        rows = state.query("SELECT key, kernel FROM baselines WHERE base_commit = ?",
+                           (run["base_commit"],))
+        reused = sorted(r["kernel"] for r in rows if r["key"] in known)
+        built = sorted(r["kernel"] for r in rows if r["key"] not in known)
+        commit = run["base_commit"][:12]
+        if reused:
+            log.info("base %s reused from the cache (%s): %s", commit, cache.root if cache else
+                     "", ", ".join(reused))
+        if built:
+            log.info("base %s built on %s%s", commit, ", ".join(built),
+                     f"; kept in the cache {cache.root}" if cache else "")
+
+
+def _print(state: State, as_json: bool) -> int:
     replies = state.query("SELECT * FROM outbox ORDER BY id")
     verdicts = [r["verdict"] for r in state.query(
         "SELECT verdict FROM versions WHERE state NOT IN ('superseded')")]
     code = _exit_code(verdicts)
     if as_json:
         print(json.dumps(_as_json(state, replies, code), indent=2, sort_keys=True))
-    else:
-        if not replies:
-            kinds = state.query("SELECT kind, reason, subject FROM messages")
-            print("bpbot: no patch series found in the input:", file=sys.stderr)
-            for k in kinds:
-                print(f"  {k['kind']}: {k['subject'] or '(no subject)'} ({k['reason']})",
-                      file=sys.stderr)
-        for r in replies:
-            msg = email.message_from_bytes(bytes(r["raw"]), policy=email.policy.default)
-            print(f"Subject: {msg['Subject']}\nTo: {msg['To']}\nIn-Reply-To: {msg['In-Reply-To']}\n")
-            print(msg.get_content())
+        return code
+    if not replies:
+        kinds = state.query("SELECT kind, reason, subject FROM messages")
+        print("bpbot: no patch series found in the input:", file=sys.stderr)
+        for k in kinds:
+            print(f"  {k['kind']}: {k['subject'] or '(no subject)'} ({k['reason']})",
+                  file=sys.stderr)
+    for r in replies:
+        msg = email.message_from_bytes(bytes(r["raw"]), policy=email.policy.default)
+        print(f"Subject: {msg['Subject']}\nTo: {msg['To']}\nIn-Reply-To: {msg['In-Reply-To']}\n")
+        print(msg.get_content())
     return code
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the check at once and unwind it (so the scratch
+    dir goes). The commands run in sessions of their own, out of reach of a
+    Ctrl-C, and the build pool would start the builds still queued while it
+    unwinds: until the unwinding is done, every process below this one is
+    killed as soon as it appears."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    unwound = threading.Event()
+
+    def keep_killing() -> None:
+        while not unwound.wait(0.05):
+            _kill_descendants()
+
+    def stop(signum, frame) -> None:
+        if not unwound.is_set() and not any(t.name == "bpbot-check-stop"
+                                            for t in threading.enumerate()):
+            threading.Thread(target=keep_killing, name="bpbot-check-stop", daemon=True).start()
+        _kill_descendants()
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        unwound.set()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+# Where the sandbox makes a pids cgroup per command (bot/limits.py), named
+# "<our pid>-...": a bubblewrap whose launcher was killed is no longer below
+# us (bubblewrap issue 633), but still in its cgroup.
+_CGROUP_PARENTS: list[Path] = []
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one (builds, bwrap, git) and in our
+    commands' pids cgroups, a few rounds in case one forks meanwhile."""
+    for _ in range(5):
+        pids = _descendants(os.getpid()) + _in_our_cgroups()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:  # reap our own children; the rest are reaped by theirs
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def _in_our_cgroups() -> list[int]:
+    pids: list[int] = []
+    for parent in _CGROUP_PARENTS:
+        for procs in parent.glob(f"{os.getpid()}-*/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pids += [int(line) for line in procs.read_text().split()]
+    return pids
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _remove(scratch: Path, keep: bool, trees: list[Path]) -> None:
+    if keep:
+        print(f"bpbot: kept the scratch dir: {scratch}", file=sys.stderr)
+        return
+    shutil.rmtree(scratch, onerror=lambda fn, path, exc: log.warning(
+        "could not remove %s: %s", path, exc[1]))
+    for tree in trees:  # worktrees of a run that was cut off were in the scratch dir
+        with contextlib.suppress(proc.ProcError):
+            git.git(tree, "worktree", "prune")
 
 
 def _exit_code(verdicts: list[str]) -> int:
     if not verdicts:
         return 2
+    from . import report  # (with the pipeline's modules: not for a mail without a patch)
     if report.FAIL in verdicts:
         return 1
     if all(v == report.PASS for v in verdicts):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
 
+# Only what every command needs: each command imports its own modules, so that
+# `bpbot check` does not pay for asyncio, the daemon or the web page.
 from . import __version__, config
 
 EXIT_OK, EXIT_BROKEN, EXIT_UNTESTED, EXIT_USAGE = 0, 1, 2, 3
@@ -29,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rules", type=Path, default=None,
                    help="rules file (default: the embedded sample tree)")
     c.add_argument("--json", action="store_true", help="print JSON instead of reply text")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                       help="keep base builds here (default: $XDG_CACHE_HOME/bpbot/check/<hash"
+                            " of the rules>, else ~/.cache/bpbot/check/<hash>)")
+    where.add_argument("--no-cache", action="store_true",
+                       help="build the base afresh in the scratch dir; keep nothing")
+    c.add_argument("--keep", action="store_true",
+                   help="keep the scratch dir (logs, worktrees) and print where it is")
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
     d = sub.add_parser("demo", help="run the daemon on the bundled sample list")
@@ -77,29 +86,41 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .demo import run_demo
         return run_demo(args.workdir, sys.stdout, web_port=args.web)
     if args.command == "check":
-        from .check import run_check
-        return run_check(args.rules, args.paths, as_json=args.json,
-                         show_progress=sys.stderr.isatty())
+        from .check import CheckOptions, run_check
+        return run_check(args.rules, args.paths, CheckOptions(
+            as_json=args.json, show_progress=sys.stderr.isatty(), keep=args.keep,
+            cache=None if args.no_cache else (args.cache or "default")))
     if args.command == "kernels":
         from . import kernels
         return kernels.run_command(args, _load)
     rules = _load(args.rules)
+    database = rules.state_dir / "bpbot.sqlite"
+    if args.command == "web":  # read-only: never creates nor migrates the database
+        from . import web
+        from .status import ReadOnlyState
+        host, port = rules.web_listen or ("127.0.0.1", 8080)
+        web.serve(rules, ReadOnlyState(database), args.host or host,
+                  port if args.port is None else args.port)
+        return EXIT_OK
     from .state import State
-    state = State(rules.state_dir / "bpbot.sqlite")
+    state = State(database)
     if args.command == "status":
         from . import status
         print(status.render_json(state) if args.json else status.render_table(state))
         return EXIT_OK
-    from . import web
-    if args.command == "web":
-        host, port = rules.web_listen or ("127.0.0.1", 8080)
-        web.serve(rules, state, args.host or host, port if args.port is None else args.port)
-        return EXIT_OK
-    if rules.web_listen:  # `serve` also serves the status page when the rules say where
-        web.start(rules, state, *rules.web_listen)
+    return _serve(rules, state)
+
+
+def _serve(rules: config.Rules, state) -> int:
+    import asyncio
+
     from . import kernels, sandbox
     from .daemon import Daemon
     kernels.require_present(rules)
+    if rules.web_listen:  # `serve` also serves the status page when the rules say where
+        from . import web
+        from .status import ReadOnlyState
+        web.start(rules, ReadOnlyState(state.path), *rules.web_listen)
     daemon = Daemon(rules, state, sandbox.for_rules(rules))
     asyncio.run(daemon.run())
     return EXIT_OK

@@ -101,6 +101,7 @@ def run_demo(workdir: Path | None, out, web_port: int | None = None) -> int:
           f"(then open http://127.0.0.1:8080/), or run the demo with --web", file=out)
     if web_port is not None:
         from . import web
+        from .status import ReadOnlyState
         out.flush()
-        web.serve(rules, state, "127.0.0.1", web_port)
+        web.serve(rules, ReadOnlyState(state.path), "127.0.0.1", web_port)
     return 0

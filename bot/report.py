@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 from . import matrix
 from .build import make_jobs
-from .config import Rules, expand
+from .config import Kernel, Rules, expand
 from .steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
 from .subset import Choice
 
@@ -163,20 +163,27 @@ def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
     lines = [f"git clone {tree} backports && cd backports",
              f"git checkout {outcome.base_commit[:12]}",
              f"git am -3 {outcome.mbox_name}   # this series, e.g. from: b4 mbox <message-id>"]
-    for command in rules.generate_commands if applied else []:
-        lines.append(" ".join(expand(command, dict(
-            tree=".", output="../out", upstream=rules.upstream or "<upstream-src>",
-            jobs=rules.build_jobs, python="python3"))))
-    for k in kernels if applied else []:
-        for command in rules.build_commands:
-            lines.append(" ".join(expand(command, dict(
-                output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=k.path,
-                kernel_version=k.version, kernel_name=k.name, build_dir=f"../build-{k.name}",
-                jobs=make_jobs(rules), python="python3"))))
+    if applied:
+        lines += command_lines(rules)
+        for k in kernels:
+            lines += command_lines(rules, k)
     out = []
     for line in lines:
         out.extend(_code(line))
     return out
+
+
+def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
+    """The generate commands, or the build commands on ``kernel``, as a contributor
+    types them in a clone ("To reproduce"; the status page shows them too)."""
+    if kernel is None:
+        return [" ".join(expand(command, dict(
+            tree=".", output="../out", upstream=rules.upstream or "<upstream-src>",
+            jobs=rules.build_jobs, python="python3"))) for command in rules.generate_commands]
+    return [" ".join(expand(command, dict(
+        output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=kernel.path,
+        kernel_version=kernel.version, kernel_name=kernel.name, build_dir=f"../build-{kernel.name}",
+        jobs=make_jobs(rules), python="python3"))) for command in rules.build_commands]
 
 
 def _greeting(target: Target) -> list[str]:

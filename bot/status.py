@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlite_utils
 
 from .state import State, loads
+
+ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 
 
 def rows(state: State) -> list[dict]:
@@ -132,12 +141,15 @@ def queue(state: State) -> dict:
         "SELECT v.id, v.subject, v.revision, v.state, v.state_reason, v.first_seen, v.updated_at,"
         f" s.author_addr AS author FROM versions v JOIN series s ON s.id = v.series_id"
         f" WHERE v.state IN ({marks}) ORDER BY v.first_seen, v.id", PENDING_STATES)
+    # Never who a reply goes to: command replies and subscribers' copies go to people
+    # who wrote to the bot, not to the list (nor the key, which names them; nor an
+    # address in an SMTP error).
     replies = state.query(
-        "SELECT o.id, o.kind, o.key, o.version_id, o.recipients, o.attempts, o.next_attempt_at,"
+        "SELECT o.id, o.kind, o.version_id, o.attempts, o.next_attempt_at,"
         " o.last_error, o.created_at, v.subject FROM outbox o LEFT JOIN versions v"
         " ON v.id = o.version_id WHERE o.state = 'queued' ORDER BY o.id")
     for r in replies:
-        r["recipients"] = loads(r["recipients"], [])
+        r["last_error"] = ADDRESS.sub("<address>", r["last_error"] or "")
     return dict(versions=versions, outbox=replies)
 
 
@@ -152,7 +164,7 @@ def health(state: State, at: float, poll_seconds: int = 300) -> dict:
     items = [(v["first_seen"], f"v{v['revision']} {v['subject']!r} ({v['state']})")
              for v in pending["versions"]]
     items += [(r["created_at"], f"{r['kind']} reply to {r['subject']!r}" if r["subject"]
-               else f"{r['kind']} reply {r['key']}") for r in pending["outbox"]]
+               else f"{r['kind']} reply {r['id']}") for r in pending["outbox"]]
     oldest = min(items, default=None)
     out = dict(now=at, last_poll_at=stamp("last_poll_at"), last_sent_at=stamp("last_sent_at"),
                last_ingest_at=stamp("last_ingest_at"),
@@ -184,3 +196,56 @@ def age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+class NoDatabase(RuntimeError):
+    """The state database does not exist yet (``bpbot serve`` creates it)."""
+
+
+class ReadOnlyState(State):
+    """The state as the status page reads it: opened read-only (SQLite URI
+    ``mode=ro``), never created, never migrated, every connection ``query_only``.
+
+    A WAL database needs its ``-wal`` and ``-shm`` files to be read; while the
+    daemon runs they exist. When the daemon is stopped they are gone, and a
+    reader on a read-only file system cannot make them: then, and only when no
+    ``-wal`` file exists (so the main file holds everything), the file is read
+    as ``immutable``.
+    """
+
+    def __init__(self, path: Path):  # no super(): that would create and migrate
+        self.path = Path(path)
+        self._local = threading.local()
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if not self.exists():
+                raise NoDatabase(f"no database at {self.path} yet")
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            if Path(f"{self.path}-wal").exists():
+                raise
+        return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+
+    def migrate(self) -> None:
+        raise RuntimeError("the status page never migrates the database")
+
+    def tx(self):
+        raise RuntimeError("the status page never writes to the database")

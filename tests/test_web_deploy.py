@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 EXAMPLE = DEPLOY / "config.example.toml"
 UNITS = [DEPLOY / "bpbot.service", DEPLOY / "bpbot-worker@.service"]
+WEB_UNIT = DEPLOY / "bpbot-web.service"
 
 
 def _operator_section() -> str:
@@ -104,7 +105,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     """Unknown keys and bad values; the venv's binaries stand in for /opt/bpbot's."""
     venv_bin = Path(config.__file__).resolve().parent.parent / ".venv" / "bin"
     names = []
-    for unit in UNITS:
+    for unit in [*UNITS, WEB_UNIT]:
         text = unit.read_text().replace("/opt/bpbot/.venv/bin/rq", "/bin/true")
         text = text.replace("/opt/bpbot/.venv/bin/", f"{venv_bin}/")
         name = unit.name.replace("@.", "@1.")
@@ -115,6 +116,23 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     problems = [line for line in res.stderr.splitlines()
                 if "bpbot" in line and "not found" not in line.lower()]
     assert problems == [] and res.returncode == 0, res.stderr
+
+
+def test_web_unit_runs_bpbot_web_hardened_with_a_read_only_state():
+    text = WEB_UNIT.read_text()
+    exec_start = re.search(r"^ExecStart=(.*)$", text, re.M).group(1)
+    daemon_config = re.search(r"--config (\S+)", UNITS[0].read_text()).group(1)
+    assert exec_start.startswith(f"/opt/bpbot/.venv/bin/bpbot web --config {daemon_config} ")
+    for line in ("User=bpbot", "ProtectSystem=strict", "ReadOnlyPaths=/var/lib/bpbot",
+                 "Restart=on-failure", "NoNewPrivileges=yes", "ProtectHome=yes",
+                 "PrivateTmp=yes", "CapabilityBoundingSet=", "RestrictNamespaces=yes"):
+        assert re.search(rf"^{re.escape(line)}$", text, re.M), line
+    # Anything that would make the state writable: ReadWritePaths, StateDirectory.
+    for key in ("ReadWritePaths", "StateDirectory"):
+        assert not re.search(rf"^{key}=", text, re.M), key
+    tasks = int(re.search(r"^TasksMax=(\d+)$", text, re.M).group(1))
+    from bot import web_server
+    assert web_server.MAX_WORKERS < tasks <= 2 * web_server.MAX_WORKERS
 
 
 def test_containerfile_installs_what_the_readme_says():

@@ -25,6 +25,8 @@ CLASSES = {"pass": "good", "success": "good", "fail": "bad", "failed": "bad", "t
            "not-applied": "bad", "base-fails": "warn", "infra-error": "infra", "incomplete": "warn",
            "untestable": "warn", "not-built": "none", "skipped": "none"}
 
+REPLY_ABOUT = {"command": "a reply to a mail command", "copy": "a subscriber's copy"}
+
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.2em 2em; color: #1b1b1b; }
 h1 { font-size: 1.5em; margin: 0 0 .3em; } h2 { font-size: 1.15em; margin: 1.4em 0 .4em; }
@@ -164,12 +166,14 @@ def queue_section(data: dict, now: float) -> str:
     else:
         out.append("<p>No series waiting or being tested.</p>")
     if data["outbox"]:
-        out.append("<table><thead><tr><th>Reply</th><th>About</th><th>To</th><th>Attempts</th>"
+        # Who a reply goes to is not shown: command replies and subscribers' copies
+        # go to people who wrote to the bot, not to the list.
+        out.append("<table><thead><tr><th>Reply</th><th>About</th><th>Attempts</th>"
                    "<th>Next attempt</th><th>Last error</th><th>Queued</th></tr></thead><tbody>")
         for r in data["outbox"]:
             nxt = "now" if r["next_attempt_at"] <= now else f"in {age(r['next_attempt_at'] - now)}"
-            out.append(f"<tr><td>{h(r['kind'])}</td><td>{h(r['subject'] or r['key'])}</td>"
-                       f"<td>{h(', '.join(r['recipients']))}</td><td>{h(r['attempts'])}</td>"
+            about = r["subject"] or REPLY_ABOUT.get(r["kind"], "")
+            out.append(f"<tr><td>{h(r['kind'])}</td><td>{h(about)}</td><td>{h(r['attempts'])}</td>"
                        f"<td>{h(nxt)}</td><td>{h(r['last_error'])}</td>"
                        f"<td>{when(r['created_at'], now)}</td></tr>")
         out.append("</tbody></table>")
@@ -225,7 +229,7 @@ def version_page(d: dict, logs: dict[int, str], base_logs: dict[str, str], now: 
         took = "" if s["detail"] == took else f' <span class="muted">({took})</span>'
         body.append(f'<details id="{anchor}"{opened}><summary>{h(label)}: {h(status)}'
                     f"{h(' - ' + s['detail']) if s['detail'] else ''}{took}</summary>{raw}"
-                    f"{_diagnostics(s)}"
+                    f"{_commands(s)}{_diagnostics(s)}"
                     + (f'<pre class="log">{h(text)}</pre>' if text is not None
                        else '<p class="muted">No log.</p>') + "</details>")
     for kernel, text in base_logs.items():
@@ -273,6 +277,14 @@ def _matrix_table(d: dict) -> str:
                    f"<td>{h(k['new_warnings'])}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _commands(step: dict) -> str:
+    if not step.get("commands"):
+        return ""
+    text = "\n".join("$ " + line for line in step["commands"])
+    return (f'<p class="muted">As you would run it in a clone of the tree (see the reply\'s'
+            f' "To reproduce"):</p><pre class="command">{h(text)}</pre>')
 
 
 def _diagnostics(step: dict, limit: int = 10) -> str:
