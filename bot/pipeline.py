@@ -17,6 +17,7 @@ from . import (
     apply,
     baseline,
     build,
+    coverage,
     diffinfo,
     generate,
     matrix,
@@ -198,10 +199,24 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
         builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
+        outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
     outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
                                     base_results.get(k.name)) for k in rules.kernels]
     return outcome
+
+
+def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
+              outcome: report.RunOutcome, builds: dict[str, StepResult]
+              ) -> list[coverage.FileCoverage] | None:
+    """Which changed files each kernel compiled (local builds leave their objects'
+    dependency files in the build dirs; RQ workers' builds stay on the workers)."""
+    gen = outcome.step("generate")
+    if rules.executor != "local" or gen is None or gen.status != SUCCESS:
+        return None
+    dirs = {k.name: paths.build / k.name for k in rules.kernels
+            if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)}
+    return coverage.measure(paths.src, paths.out, choice.paths, dirs)
 
 
 def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,

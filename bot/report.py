@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from . import matrix
+from . import coverage, matrix
 from .build import make_jobs
 from .config import Rules, expand
 from .steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
@@ -48,6 +48,8 @@ class RunOutcome:
     since_previous: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     untested: str = ""  # set when nothing could be tested, e.g. "already applied in the base"
+    # Per changed C file or header, the kernels that compiled it; None: unknown.
+    file_coverage: list[coverage.FileCoverage] | None = None
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -66,7 +68,23 @@ class RunOutcome:
             return matrix.Overall(NOT_TESTED, self.untested)
         if self.choice is not None and not self.choice.generate:
             return matrix.Overall(PASS)  # only files the path rules say need no build
-        return matrix.assess(self.kernels, self.step("generate"), self.base_generate_broken)
+        overall = matrix.assess(self.kernels, self.step("generate"), self.base_generate_broken)
+        return _with_coverage(overall, self.file_coverage)
+
+
+def _with_coverage(overall: matrix.Overall,
+                   files: list[coverage.FileCoverage] | None) -> matrix.Overall:
+    """Changed code that no kernel compiled was not tested: never a plain PASS."""
+    if overall.verdict not in (PASS, PARTIAL) or not files:
+        return overall
+    missed = [f.path for f in files if not f.compiled]
+    if not missed:
+        return overall
+    if len(missed) == len(files):
+        return matrix.Overall(NOT_TESTED, "the changed code was compiled on no configured "
+                                          f"kernel ({', '.join(missed)})")
+    reason = f"{', '.join(missed)} {coverage.NOT_COMPILED}"
+    return matrix.Overall(PARTIAL, "; ".join(r for r in (overall.reason, reason) if r))
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -151,6 +169,29 @@ def _reasons(outcome: RunOutcome) -> list[str]:
     return out
 
 
+def _coverage(outcome: RunOutcome) -> list[str]:
+    """Each changed C file or header with the kernels whose build compiled it."""
+    if outcome.file_coverage is None:
+        gen = outcome.step("generate")
+        built = [s for s in outcome.steps if s.name == "build" and s.status != SKIPPED]
+        if gen is None or gen.status != SUCCESS or not built:
+            return []
+        return ["", "Coverage: unknown (the builds left no dependency files)."]
+    if not outcome.file_coverage:
+        return []
+    total = len(outcome.kernels)
+    out = ["", "Coverage (the kernels whose build compiled each changed file):"]
+    for f in outcome.file_coverage:
+        if not f.kernels:
+            where = coverage.NOT_COMPILED
+        elif len(f.kernels) == total:
+            where = f"all {total} kernels"
+        else:
+            where = ", ".join(f.kernels)
+        out += _wrap(f"{f.path}: {where}", "  ")
+    return out
+
+
 def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[str]:
     """The first diagnostics of each broken step; new ones prefixed by '>>'."""
     out: list[str] = []
@@ -223,6 +264,7 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
         lines += _wrap("Since the last version: " + "; ".join(outcome.since_previous) + ".")
     lines += ["", *_table(rules, outcome)]
     lines += _reasons(outcome)
+    lines += _coverage(outcome)
     apply = outcome.step("apply")
     if apply is not None and apply.status == FAILED and apply.tail:
         lines += [""] + _wrap(apply.tail[0]) + [""] + _wrap(apply.tail[1])

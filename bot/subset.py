@@ -56,6 +56,7 @@ class Choice:
     generate: bool = True
     note: str = ""  # why nothing is built, when nothing is
     cut: list[Kernel] = field(default_factory=list)  # not built: past [subset] max_kernels
+    paths: list[str] = field(default_factory=list)  # the files the series changes
 
     def why(self, kernel: str) -> str:
         return "; ".join(self.reasons.get(kernel, []))
@@ -196,6 +197,7 @@ def choose(rules: Rules, changes: list[FileChange], full: bool = False,
     rest = [k for k in kernels if k not in guarded and k not in edges]
     order = guarded + list(dict.fromkeys(edges)) + rest
     limit = rules.subset_max_kernels
+    paths = [c.path for c in changes]
     if limit and not full and len(order) > limit:
-        return Choice(order[:limit], reasons, cut=order[limit:])
-    return Choice(order, reasons)
+        return Choice(order[:limit], reasons, cut=order[limit:], paths=paths)
+    return Choice(order, reasons, paths=paths)
