@@ -84,6 +84,21 @@ def _by_detail(results: list[KernelResult]) -> str:
     return "; ".join(f"{detail} on {', '.join(names)}" for detail, names in groups.items())
 
 
+def _nothing_judged(results: list[KernelResult]) -> str:
+    """Why no kernel has a PASS or FAIL: the base fails where it was built, the
+    rest was not built."""
+    if not results:
+        return "no kernel is configured"
+    base_fails = [r.kernel.name for r in results if r.verdict == BASE_FAILS]
+    not_built = [r for r in results if r.verdict != BASE_FAILS]
+    if not not_built:
+        return "the base already fails on every kernel"
+    if base_fails:
+        return (f"the base already fails on {', '.join(base_fails)}; not built: "
+                f"{_by_detail(not_built)}")
+    return f"no kernel was built: {_by_detail(not_built)}"
+
+
 def assess(results: list[KernelResult], generate: StepResult | None,
            base_generate_broken: bool) -> Overall:
     """The series' verdict from its kernels: PASS only when every configured kernel
@@ -101,21 +116,11 @@ def assess(results: list[KernelResult], generate: StepResult | None,
     if not judged:
         if base_generate_broken:
             return Overall(NOT_TESTED, BASE_DOES_NOT_GENERATE)
-        base_fails = [r for r in results if r.verdict == BASE_FAILS]
-        if base_fails and len(base_fails) == len(results):
-            return Overall(NOT_TESTED, "the base already fails on every kernel")
-        return Overall(NOT_TESTED, "no kernel was built: " + _by_detail(
-            [r for r in results if r.verdict != BASE_FAILS]) if results else
-            "no kernel is configured")
+        return Overall(NOT_TESTED, _nothing_judged(results))
     not_built = [r for r in results if r.verdict == NOT_BUILT]
     if not_built:
         return Overall(PARTIAL, "not built: " + _by_detail(not_built))
     return Overall(PASS)
-
-
-def overall(results: list[KernelResult], generate: StepResult | None,
-            base_generate_broken: bool) -> str:
-    return assess(results, generate, base_generate_broken).verdict
 
 
 def since_previous(now: list[KernelResult], before: dict[str, str], prev_rev: int,

@@ -119,6 +119,9 @@ GEN_SKIPPED = StepResult("generate", SKIPPED, detail="no kernel to build on")
          "no kernel was built: kernel dir missing on 3.10, 4.19, 6.1"),
         ([(n, B, "1 error") for n in K], GEN_OK, False, matrix.NOT_TESTED,
          "the base already fails on every kernel"),
+        ([("3.10", B, "1 error"), ("4.19", N, "kernel dir missing"),
+          ("6.1", N, "kernel dir missing")], GEN_OK, False, matrix.NOT_TESTED,
+         "the base already fails on 3.10; not built: kernel dir missing on 4.19, 6.1"),
         ([("3.10", N, "kernel dir missing"), ("4.19", P), ("6.1", P)], GEN_OK, False,
          matrix.PARTIAL, "not built: kernel dir missing on 3.10"),
         ([("3.10", P), ("4.19", N, "past [subset] max_kernels = 1"),
@@ -132,7 +135,8 @@ GEN_SKIPPED = StepResult("generate", SKIPPED, detail="no kernel to build on")
     ],
     ids=["all-pass", "one-fail", "base-fails-one", "series-breaks-generation",
          "base-does-not-generate", "base-does-not-generate-series-does-not-build",
-         "every-dir-missing", "base-fails-everywhere", "one-dir-missing", "max-kernels-cut",
+         "every-dir-missing", "base-fails-everywhere", "base-fails-or-missing",
+         "one-dir-missing", "max-kernels-cut",
          "fail-beats-partial", "infra-one", "infra-all"],
 )
 def test_assess(kernels, gen, base_gen_broken, verdict, reason):
