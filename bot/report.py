@@ -176,7 +176,8 @@ def _coverage(outcome: RunOutcome) -> list[str]:
         built = [s for s in outcome.steps if s.name == "build" and s.status != SKIPPED]
         if gen is None or gen.status != SUCCESS or not built:
             return []
-        return ["", "Coverage: unknown (the builds left no dependency files)."]
+        return ["", "Coverage: unknown (no dependency files from these builds, e.g. built on",
+                "RQ workers)."]
     if not outcome.file_coverage:
         return []
     total = len(outcome.kernels)

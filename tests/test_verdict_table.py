@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import check, matrix, report
+from bot import check, coverage, matrix, report
 from bot.baseline import BaseResult
 from bot.config import Kernel
 from bot.diagnostics import Diagnostic, mark_new
@@ -193,3 +193,48 @@ def test_headline_and_exit_code(run, headline, code):
 )
 def test_exit_code_table(verdicts, code):
     assert check._exit_code(verdicts) == code
+
+
+# --- coverage: changed code no kernel compiled -----------------------------------
+
+def cov(path, *kernels):
+    return coverage.FileCoverage(path, path, list(kernels))
+
+
+@pytest.mark.parametrize(
+    ("kernels", "files", "verdict", "reason"),
+    [
+        ([(n, P) for n in K], [cov("compat/main.c", *K)], "pass", ""),
+        ([(n, P) for n in K], None, "pass", ""),  # unknown: said in the reply, not judged
+        ([(n, P) for n in K], [], "pass", ""),     # no C file or header changed
+        ([(n, P) for n in K], [cov("compat/backport-3.0.c")], "not-tested",
+         "the changed code was compiled on no configured kernel (compat/backport-3.0.c)"),
+        ([(n, P) for n in K], [cov("compat/main.c", "3.10"), cov("linux/unused.h")], "partial",
+         "linux/unused.h not compiled on any configured kernel"),
+        ([("3.10", N, "kernel dir missing"), ("4.19", P), ("6.1", P)],
+         [cov("compat/main.c", "4.19"), cov("linux/unused.h")], "partial",
+         "not built: kernel dir missing on 3.10; linux/unused.h not compiled on any configured "
+         "kernel"),
+        ([("3.10", F, "1 new error"), ("4.19", P), ("6.1", P)], [cov("linux/unused.h")], "fail",
+         ""),
+    ],
+    ids=["all-compiled", "unknown", "no-code", "none-compiled", "some-compiled",
+         "missing-and-uncompiled", "fail-stays-fail"],
+)
+def test_coverage_verdict(kernels, files, verdict, reason):
+    run = outcome(kernels)
+    run.file_coverage = files
+    overall = run.assess()
+    assert (overall.verdict, overall.reason) == (verdict, reason)
+    assert check._exit_code([run.verdict]) == {"pass": 0, "fail": 1}.get(verdict, 2)
+
+
+def test_reply_lists_coverage_and_says_when_it_is_unknown():
+    run = outcome([(n, P) for n in K])
+    run.steps += [StepResult("build", SUCCESS, kernel=n) for n in K]
+    run.file_coverage = [cov("compat/main.c", *K), cov("compat/backport-4.0.c", "3.10")]
+    assert report._coverage(run) == [
+        "", "Coverage (the kernels whose build compiled each changed file):",
+        "  compat/main.c: all 3 kernels", "  compat/backport-4.0.c: 3.10"]
+    run.file_coverage = None
+    assert report._coverage(run)[1].startswith("Coverage: unknown")
