@@ -80,7 +80,10 @@ def compiled(build_dir: Path, package: Path) -> set[str] | None:
         if dep.suffix == ".d" and dep.is_file():
             deps = _make_deps(dep.read_text(errors="replace"))
         elif dep.name.startswith(".") and dep.name.endswith(".o.cmd") and dep.is_file():
-            deps = _kbuild_deps(dep.read_text(errors="replace"))
+            # kbuild runs in the kernel's dir: its relative paths are the kernel's own
+            # generated headers; the module's files are absolute.
+            deps = [d for d in _kbuild_deps(dep.read_text(errors="replace"))
+                    if os.path.isabs(d)]
         else:
             continue
         seen = True

@@ -27,6 +27,7 @@ savedcmd_/b/6.1/bpdemo.o := gcc -Wp,-MMD,/b/6.1/.bpdemo.o.d ...
 source_/b/6.1/bpdemo.o := /pkg/samples/bpdemo/bpdemo.c
 deps_/b/6.1/bpdemo.o := \\
   /usr/src/linux-headers-6.1/include/linux/compiler-version.h \\
+  include/generated/autoconf.h \\
     $(wildcard include/config/CC_VERSION_TEXT) \\
   /pkg/backport-include/linux/timer.h \\
 
