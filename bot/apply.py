@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import git as g
@@ -29,6 +29,12 @@ class ApplyResult:
     message: str = ""
     conflicts: list[str] | None = None
     log: str = ""
+    # Patches git am found already in the base ("No changes -- Patch already applied").
+    already_applied: list[str] = field(default_factory=list)
+
+    def nothing_new(self, worktree: Path, base_commit: str) -> bool:
+        """Applied, but HEAD is still the base: every patch was already in it."""
+        return self.ok and g.rev_parse(worktree, "HEAD") == base_commit
 
 
 class BaseError(RuntimeError):
@@ -93,13 +99,28 @@ _ERR_PATCH = re.compile(r"^error: (?:patch failed|.*: does not exist in index|.*
                         r"could not build fake ancestor).*$", re.M)
 
 
+_NO_CHANGES = "No changes -- Patch already applied"
+
+
+def already_applied(output: str) -> list[str]:
+    """The subjects of the patches git am skipped as already in the base."""
+    found, subject = [], ""
+    for line in output.splitlines():
+        if line.startswith("Applying: "):
+            subject = line[len("Applying: "):].strip()
+        elif line.startswith(_NO_CHANGES):
+            found.append(subject)
+    return found
+
+
 def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult:
     identity = (rules.bot_name, rules.bot_address)
     res = g.git(worktree, "am", "-3", "--keep-cr", identity=identity, input_bytes=mbox,
                 log_file=log_file, timeout=rules.generate_timeout)
     applied = len(_APPLYING.findall(res.output))
     if res.ok:
-        return ApplyResult(ok=True, applied=applied, log=res.output)
+        return ApplyResult(ok=True, applied=applied, log=res.output,
+                           already_applied=already_applied(res.output))
     failed = _PATCH_FAILED.search(res.output)
     conflicts = sorted(set(_CONFLICT.findall(res.output)))
     if not conflicts:

@@ -1,7 +1,9 @@
 """``bpbot check``: the daemon's pipeline on local mail, sending nothing.
 
-Exit 0: every selected build passes; 1: a series breaks something;
-2: nothing could be tested (no patch, incomplete, does not apply);
+Exit 0: every configured kernel was built and passes (or only files that
+need no build changed); 1: a series breaks something; 2: not (fully)
+tested: no patch, incomplete, does not apply, already applied, nothing
+built, only some kernels built (partial), an infrastructure error;
 3: usage or configuration error.
 
 Everything happens in a scratch dir (``$TMPDIR/bpbot-check-*``), removed on
@@ -294,15 +296,19 @@ def _remove(scratch: Path, keep: bool, trees: list[Path]) -> None:
             git.git(tree, "worktree", "prune")
 
 
+# The exit code of one version's verdict. Anything not in the table (not-tested,
+# partial, not-applied, infra-error, untestable, "" for unanswered) is 2:
+# never a 0 for what was not tested.
+NOT_TESTED_EXIT = 2
+
+
 def _exit_code(verdicts: list[str]) -> int:
-    if not verdicts:
-        return 2
     from . import report  # (with the pipeline's modules: not for a mail without a patch)
-    if report.FAIL in verdicts:
+    exit_codes = {report.PASS: 0, report.FAIL: 1}
+    codes = [exit_codes.get(v, NOT_TESTED_EXIT) for v in verdicts]
+    if 1 in codes:
         return 1
-    if all(v == report.PASS for v in verdicts):
-        return 0
-    return 2
+    return max(codes, default=NOT_TESTED_EXIT)
 
 
 def _as_json(state: State, replies: list[dict], code: int) -> dict:

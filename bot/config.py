@@ -7,6 +7,7 @@ or the demo's working dir for the embedded default).
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .config_table import PLACEHOLDERS, ConfigError, _count, _path, _size, _Tabl
 # top-level rules/ in a checkout; a wheel carries copies).
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 DEMO_RULES = RULES_DIR / "demo.toml"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class Rules:
     output_cap: int
     sandbox: str
     kernels: list[Kernel]
-    subset_full: bool
+    subset_full: bool  # deprecated: every kernel is built; kept so old rules still load
     subset_paths: list[tuple[str, str]]
     ccache: bool
     executor: str
@@ -122,6 +124,9 @@ class Rules:
     web_listen: tuple[str, int] | None = None
     # [series] answer_pull_requests: a one-line "pull requests are not tested" reply.
     answer_pull_requests: bool = False
+    # [subset] max_kernels: build at most this many kernels per series (0: all);
+    # the verdict of a cut run is partial, naming the kernels not built.
+    subset_max_kernels: int = 0
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -337,6 +342,12 @@ SUBSET_POLICIES = ("none", "guards", "versions", "edges")
 
 def _subset(table: _Table) -> dict[str, Any]:
     full = table.get("full", bool, False)
+    if "full" in table.data:
+        log.warning("%s: subset.full is deprecated and ignored: every kernel is built for every"
+                    " series (use subset.max_kernels to cap the builds)", table.file)
+    max_kernels = table.get("max_kernels", int, 0)
+    if max_kernels < 0:
+        raise table.fail("max_kernels", f"must be 0 (no limit) or positive, not {max_kernels}")
     raw = table.get("paths", list, None)
     paths = list(DEFAULT_SUBSET_PATHS)
     if raw is not None:
@@ -349,7 +360,7 @@ def _subset(table: _Table) -> dict[str, Any]:
             t.done()
             paths.append((glob, policy))
     table.done()
-    return dict(subset_full=full, subset_paths=paths)
+    return dict(subset_full=full, subset_paths=paths, subset_max_kernels=max_kernels)
 
 
 def _natural(text: str) -> list:

@@ -18,7 +18,9 @@ class FileChange:
     path: str
     added: list[str] = field(default_factory=list)    # added lines, without the '+'
     removed: list[str] = field(default_factory=list)  # removed lines, without the '-'
-    added_lines: list[int] = field(default_factory=list)  # their line numbers in the new file
+    # Their line numbers in the file after the whole series (a later patch that
+    # inserts or removes lines above them moves them).
+    added_lines: list[int] = field(default_factory=list)
 
 
 def changes(mbox: bytes) -> list[FileChange]:
@@ -41,6 +43,7 @@ def changes(mbox: bytes) -> list[FileChange]:
             if pf.is_removed_file:
                 path = pf.source_file[2:] if pf.source_file.startswith("a/") else pf.path
             fc = merged.setdefault(path, FileChange(path))
+            fc.added_lines = remap(fc.added_lines, list(pf))
             for hunk in pf:
                 for line in hunk:
                     if line.is_added:
@@ -49,6 +52,33 @@ def changes(mbox: bytes) -> list[FileChange]:
                     elif line.is_removed:
                         fc.removed.append(line.value.rstrip("\n"))
     return list(merged.values())
+
+
+def remap(numbers: list[int], hunks: list) -> list[int]:
+    """Line numbers of a file before ``hunks`` (unidiff hunks of one patch) as
+    numbers after them; lines the hunks remove drop out."""
+    if not numbers or not hunks:
+        return numbers
+    exact: dict[int, int] = {}
+    gone: set[int] = set()
+    for hunk in hunks:
+        for line in hunk:
+            if line.is_context:
+                exact[line.source_line_no] = line.target_line_no
+            elif line.is_removed:
+                gone.add(line.source_line_no)
+    out = []
+    for n in numbers:
+        if n in gone:
+            continue
+        if n in exact:
+            out.append(exact[n])
+            continue
+        # Below every hunk that ends above it (an insertion of source length 0
+        # goes after its source_start line).
+        out.append(n + sum(h.target_length - h.source_length for h in hunks
+                           if n >= h.source_start + max(h.source_length, 1)))
+    return out
 
 
 def touched_paths(mbox: bytes) -> list[str]:

@@ -38,7 +38,8 @@ def judge(kernel: Kernel, why: str, step: StepResult | None,
           base: BaseResult | None) -> KernelResult:
     """One kernel's verdict: only what the base does not have is the series' fault."""
     if step is None:
-        return KernelResult(kernel, NOT_BUILT, "not in the subset")
+        # The pipeline gives every kernel a step; a missing one is the bot's bug.
+        return KernelResult(kernel, NOT_BUILT, "no build result")
     if step.status == SKIPPED:
         return KernelResult(kernel, NOT_BUILT, step.detail, why)
     if step.status == INFRA:
@@ -63,16 +64,63 @@ def judge(kernel: Kernel, why: str, step: StepResult | None,
     return KernelResult(kernel, PASS, detail, why, new_e, new_w)
 
 
-def overall(results: list[KernelResult], generate: StepResult | None,
-            base_generate_broken: bool) -> str:
-    if generate is not None and generate.broken and not base_generate_broken:
-        return FAIL
+# Overall verdicts beyond the per-kernel ones: nothing was tested (with the
+# cause), or only some kernels were (never a plain PASS).
+NOT_TESTED, PARTIAL = "not-tested", "partial"
+BASE_DOES_NOT_GENERATE = "the base does not generate (not the series' fault)"
+
+
+@dataclass
+class Overall:
+    verdict: str   # pass, fail, partial, not-tested, infra-error
+    reason: str = ""  # for not-tested and partial: the cause, for the verdict line
+
+
+def _by_detail(results: list[KernelResult]) -> str:
+    """"kernel dir missing on 3.10, 4.4; generation failed on 5.10"."""
+    groups: dict[str, list[str]] = {}
+    for r in results:
+        groups.setdefault(r.detail or r.verdict, []).append(r.kernel.name)
+    return "; ".join(f"{detail} on {', '.join(names)}" for detail, names in groups.items())
+
+
+def _nothing_judged(results: list[KernelResult]) -> str:
+    """Why no kernel has a PASS or FAIL: the base fails where it was built, the
+    rest was not built."""
+    if not results:
+        return "no kernel is configured"
+    base_fails = [r.kernel.name for r in results if r.verdict == BASE_FAILS]
+    not_built = [r for r in results if r.verdict != BASE_FAILS]
+    if not not_built:
+        return "the base already fails on every kernel"
+    if base_fails:
+        return (f"the base already fails on {', '.join(base_fails)}; not built: "
+                f"{_by_detail(not_built)}")
+    return f"no kernel was built: {_by_detail(not_built)}"
+
+
+def assess(results: list[KernelResult], generate: StepResult | None,
+           base_generate_broken: bool) -> Overall:
+    """The series' verdict from its kernels: PASS only when every configured kernel
+    was built and judged; what was not tested is said, never passed."""
+    if generate is not None and generate.broken:
+        if base_generate_broken:
+            return Overall(NOT_TESTED, BASE_DOES_NOT_GENERATE)
+        return Overall(FAIL)
     verdicts = {r.verdict for r in results}
     if FAIL in verdicts:
-        return FAIL
+        return Overall(FAIL)
     if INFRA_ERROR in verdicts or (generate is not None and generate.status == INFRA):
-        return INFRA_ERROR
-    return PASS
+        return Overall(INFRA_ERROR)
+    judged = [r for r in results if r.verdict == PASS]
+    if not judged:
+        if base_generate_broken:
+            return Overall(NOT_TESTED, BASE_DOES_NOT_GENERATE)
+        return Overall(NOT_TESTED, _nothing_judged(results))
+    not_built = [r for r in results if r.verdict == NOT_BUILT]
+    if not_built:
+        return Overall(PARTIAL, "not built: " + _by_detail(not_built))
+    return Overall(PASS)
 
 
 def since_previous(now: list[KernelResult], before: dict[str, str], prev_rev: int,

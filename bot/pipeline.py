@@ -17,6 +17,7 @@ from . import (
     apply,
     baseline,
     build,
+    coverage,
     diffinfo,
     generate,
     matrix,
@@ -94,8 +95,15 @@ def _apply_step(rules: Rules, base: apply.Base, src: Path, mbox: bytes, logs: Pa
     result = apply.am(rules, src, mbox, logs / "apply.log")
     step = StepResult("apply", SUCCESS if result.ok else FAILED, started_at=started,
                       duration=time.time() - started, log_path=str(logs / "apply.log"))
+    if result.ok and result.nothing_new(src, base.commit):
+        # git am -3 succeeds on a series the base already has: nothing to test.
+        step.status, step.detail = SKIPPED, ALREADY_APPLIED
+        step.tail = [f"already in the base: {s}" for s in result.already_applied]
+        return step
     if result.ok:
         step.detail = f"{result.applied} patch{'es' if result.applied != 1 else ''} applied"
+        if result.already_applied:
+            step.detail += f" ({len(result.already_applied)} already in the base)"
         return step
     step.detail = f"patch {result.failed_patch.split()[0]} failed" if result.failed_patch \
         else "failed"
@@ -119,6 +127,8 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
     say(f"apply {len(loads(version['present'], []))} patch(es) on {base.ref} {base.commit[:12]}")
     step = _apply_step(rules, base, paths.src, mbox, logs)
     outcome.steps.append(step)
+    if step.status == SKIPPED:
+        return _already_applied(rules, outcome)
     if step.status != SUCCESS:
         outcome.steps.append(StepResult("generate", SKIPPED, detail="not applied"))
         outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "does not apply")
@@ -139,31 +149,91 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
         outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, choice.note)
                            for k in rules.kernels]
         return outcome
-    say(f"kernels: {', '.join(k.name for k in choice.kernels)}")
-    clock = time.monotonic()
-    base_results = baseline.ensure(state, rules, sandbox, base, choice.kernels, paths, say)
-    outcome.timings["baseline"] = time.monotonic() - clock
+    return _test_kernels(state, rules, sandbox, base, choice, paths, logs, outcome, say)
+
+
+ALREADY_APPLIED = "already applied in the base"
+KERNEL_DIR_MISSING = "kernel dir missing"
+
+
+def _already_applied(rules: Rules, outcome: report.RunOutcome) -> report.RunOutcome:
+    outcome.untested = (f"{ALREADY_APPLIED} ({outcome.base_ref} at {outcome.base_commit[:12]} "
+                        "already has every patch of the series: git am changed nothing)")
+    outcome.steps.append(StepResult("generate", SKIPPED, detail=ALREADY_APPLIED))
+    outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, ALREADY_APPLIED)
+                       for k in rules.kernels]
+    return outcome
+
+
+def _present(rules: Rules, kernels: list) -> tuple[list, list]:
+    """Kernels whose dir exists here, and the others (a configuration problem, not
+    the series'). RQ workers have their own dirs: they are not checked here."""
+    if rules.executor != "local":
+        return list(kernels), []
+    missing = [k for k in kernels if not k.path.is_dir()]
+    for k in missing:
+        log.warning("kernel %s: dir %s is missing; not built", k.name, k.path)
+    return [k for k in kernels if k not in missing], missing
+
+
+def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base,
+                  choice: subset.Choice, paths: baseline.WorkPaths, logs: Path,
+                  outcome: report.RunOutcome, say: Progress) -> report.RunOutcome:
+    """Base, generate and build on every chosen kernel (in the choice's order);
+    every configured kernel ends with a verdict."""
+    present, missing = _present(rules, choice.kernels)
+    builds: dict[str, StepResult] = {
+        k.name: StepResult("build", SKIPPED, kernel=k.name, detail=KERNEL_DIR_MISSING)
+        for k in missing}
+    for k in choice.cut:
+        builds[k.name] = StepResult("build", SKIPPED, kernel=k.name,
+                                    detail=f"past [subset] max_kernels = {len(choice.kernels)}")
+    base_results: dict[str, baseline.BaseResult] = {}
+    if not present:
+        outcome.steps.append(StepResult("generate", SKIPPED, detail="no kernel to build on"))
+    else:
+        say(f"kernels, in build order: {', '.join(k.name for k in present)}")
+        clock = time.monotonic()
+        base_results = baseline.ensure(state, rules, sandbox, base, present, paths, say)
+        outcome.timings["baseline"] = time.monotonic() - clock
+        outcome.base_generate_broken = any(r.stage == "generate" and r.broken
+                                           for r in base_results.values())
+        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
+        outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
+    outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
+    outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
+                                    base_results.get(k.name)) for k in rules.kernels]
+    return outcome
+
+
+def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
+              outcome: report.RunOutcome, builds: dict[str, StepResult]
+              ) -> list[coverage.FileCoverage] | None:
+    """Which changed files each kernel compiled (local builds leave their objects'
+    dependency files in the build dirs; RQ workers' builds stay on the workers)."""
+    gen = outcome.step("generate")
+    if rules.executor != "local" or gen is None or gen.status != SUCCESS:
+        return None
+    dirs = {k.name: paths.build / k.name for k in rules.kernels
+            if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)}
+    return coverage.measure(paths.src, paths.out, choice.paths, dirs)
+
+
+def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
+                        paths: baseline.WorkPaths, logs: Path, outcome: report.RunOutcome,
+                        say: Progress) -> dict[str, StepResult]:
     say("generate")
     gen = generate.generate(rules, sandbox, paths.src, paths.out, logs / "generate.log")
     outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
-    builds: dict[str, StepResult] = {}
-    if gen.status == SUCCESS:
-        say(f"build on {len(choice.kernels)} kernel(s), {rules.build_jobs} at a time")
-        clock = time.monotonic()
-        for s in build.build_all(rules, sandbox, choice.kernels, paths.out, paths.build, logs, say):
-            builds[s.kernel] = s
-        outcome.timings["build"] = time.monotonic() - clock
-    else:
-        for k in choice.kernels:
-            builds[k.name] = StepResult("build", SKIPPED, kernel=k.name,
-                                        detail=f"generation {gen.status}")
-    outcome.steps += [builds[k.name] for k in choice.kernels]
-    outcome.base_generate_broken = any(r.stage == "generate" and r.broken
-                                       for r in base_results.values())
-    outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
-                                    base_results.get(k.name)) for k in rules.kernels]
-    return outcome
+    if gen.status != SUCCESS:
+        return {k.name: StepResult("build", SKIPPED, kernel=k.name,
+                                   detail=f"generation {gen.status}") for k in kernels}
+    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time")
+    clock = time.monotonic()
+    steps = build.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say)
+    outcome.timings["build"] = time.monotonic() - clock
+    return {s.kernel: s for s in steps}
 
 
 def _finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Path,

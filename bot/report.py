@@ -8,7 +8,7 @@ import textwrap
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from . import matrix
+from . import coverage, matrix
 from .build import make_jobs
 from .config import Kernel, Rules, expand
 from .steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
@@ -16,6 +16,7 @@ from .subset import Choice
 
 WIDTH = 72
 PASS, FAIL, NOT_APPLIED, INFRA_ERROR = "pass", "fail", "not-applied", "infra-error"
+NOT_TESTED, PARTIAL = matrix.NOT_TESTED, matrix.PARTIAL
 
 
 @dataclass
@@ -47,18 +48,44 @@ class RunOutcome:
     base_generate_broken: bool = False
     since_previous: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+    untested: str = ""  # set when nothing could be tested, e.g. "already applied in the base"
+    # Per changed C file or header, the kernels that compiled it; None: unknown.
+    file_coverage: list[coverage.FileCoverage] | None = None
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)
 
     @property
     def verdict(self) -> str:
+        return self.assess().verdict
+
+    def assess(self) -> matrix.Overall:
         apply = self.step("apply")
         if apply is not None and apply.status == FAILED:
-            return NOT_APPLIED
+            return matrix.Overall(NOT_APPLIED)
         if apply is not None and apply.status == INFRA:
-            return INFRA_ERROR
-        return matrix.overall(self.kernels, self.step("generate"), self.base_generate_broken)
+            return matrix.Overall(INFRA_ERROR)
+        if self.untested:
+            return matrix.Overall(NOT_TESTED, self.untested)
+        if self.choice is not None and not self.choice.generate:
+            return matrix.Overall(PASS)  # only files the path rules say need no build
+        overall = matrix.assess(self.kernels, self.step("generate"), self.base_generate_broken)
+        return _with_coverage(overall, self.file_coverage)
+
+
+def _with_coverage(overall: matrix.Overall,
+                   files: list[coverage.FileCoverage] | None) -> matrix.Overall:
+    """Changed code that no kernel compiled was not tested: never a plain PASS."""
+    if overall.verdict not in (PASS, PARTIAL) or not files:
+        return overall
+    missed = [f.path for f in files if not f.compiled]
+    if not missed:
+        return overall
+    if len(missed) == len(files):
+        return matrix.Overall(NOT_TESTED, "the changed code was compiled on no configured "
+                                          f"kernel ({', '.join(missed)})")
+    reason = f"{', '.join(missed)} {coverage.NOT_COMPILED}"
+    return matrix.Overall(PARTIAL, "; ".join(r for r in (overall.reason, reason) if r))
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -73,15 +100,22 @@ def _code(line: str, indent: str = "  ") -> list[str]:
 
 
 def _headline(outcome: RunOutcome) -> str:
-    v = outcome.verdict
-    built = [k for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
+    overall = outcome.assess()
+    v = overall.verdict
+    built = [k for k in outcome.kernels if k.verdict not in (matrix.NOT_BUILT,
+                                                             matrix.INFRA_ERROR)]
     if v == NOT_APPLIED:
         return "NOT TESTED: the series does not apply to the base"
+    if v == NOT_TESTED:
+        return f"NOT TESTED: {overall.reason}"
     if v == INFRA_ERROR:
-        return "NOT TESTED: the bot hit an infrastructure error (not the series' fault)"
+        infra = [s.detail for s in outcome.steps if s.status == INFRA and s.detail]
+        cause = f": {infra[0]}" if infra else ""
+        return f"NOT TESTED: the bot hit an infrastructure error (not the series' fault){cause}"
     gen = outcome.step("generate")
     if v == FAIL and gen is not None and gen.broken:
-        return "FAIL: generation of the package fails (the base generates fine)"
+        said = f": {gen.tail[-1].strip()}" if gen.tail else f" ({gen.detail})"
+        return f"FAIL: generation of the package fails (the base generates fine){said}"
     if v == FAIL:
         broken = [f"{k.kernel.name} ({k.detail})" for k in outcome.kernels
                   if k.verdict == matrix.FAIL]
@@ -90,7 +124,11 @@ def _headline(outcome: RunOutcome) -> str:
         note = outcome.choice.note if outcome.choice else ""
         return f"PASS: applies; nothing to build ({note})" if note else "PASS: applies"
     base_fails = [k.kernel.name for k in outcome.kernels if k.verdict == matrix.BASE_FAILS]
-    text = f"PASS: no new errors on the {len(built)} kernels built"
+    if v == PARTIAL:
+        text = (f"PARTIAL: no new errors on the {len(built)} of {len(outcome.kernels)} kernels "
+                f"built; {overall.reason}")
+    else:
+        text = f"PASS: no new errors on all {len(built)} kernels"
     if base_fails:
         text += f" (the base already fails on {', '.join(base_fails)})"
     return text
@@ -116,14 +154,43 @@ def _table(rules: Rules, outcome: RunOutcome) -> list[str]:
 
 
 def _reasons(outcome: RunOutcome) -> list[str]:
-    chosen = [k for k in outcome.kernels if k.why]
+    """The guard analysis orders the builds; it never leaves a kernel out."""
+    chosen = [k for k in outcome.kernels if k.why and k.verdict != matrix.NOT_BUILT]
+    if outcome.choice is not None:
+        order = {k.name: i for i, k in enumerate(outcome.choice.kernels)}
+        chosen.sort(key=lambda k: order.get(k.kernel.name, len(order)))
     if not chosen:
         return []
-    out = ["", "Why these kernels:"]
+    out = ["", "Build order:"]
     for k in chosen:
-        out += textwrap.wrap(k.why, WIDTH, initial_indent=f"  {k.kernel.name:<6}",
+        out += textwrap.wrap(f"built first because {k.why}", WIDTH,
+                             initial_indent=f"  {k.kernel.name:<6}",
                              subsequent_indent=" " * 8, break_long_words=False,
                              break_on_hyphens=False)
+    return out
+
+
+def _coverage(outcome: RunOutcome) -> list[str]:
+    """Each changed C file or header with the kernels whose build compiled it."""
+    if outcome.file_coverage is None:
+        gen = outcome.step("generate")
+        built = [s for s in outcome.steps if s.name == "build" and s.status != SKIPPED]
+        if gen is None or gen.status != SUCCESS or not built:
+            return []
+        return ["", "Coverage: unknown (no dependency files from these builds, e.g. built on",
+                "RQ workers)."]
+    if not outcome.file_coverage:
+        return []
+    total = len(outcome.kernels)
+    out = ["", "Coverage (the kernels whose build compiled each changed file):"]
+    for f in outcome.file_coverage:
+        if not f.kernels:
+            where = coverage.NOT_COMPILED
+        elif len(f.kernels) == total:
+            where = f"all {total} kernels"
+        else:
+            where = ", ".join(f.kernels)
+        out += _wrap(f"{f.path}: {where}", "  ")
     return out
 
 
@@ -206,6 +273,7 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
         lines += _wrap("Since the last version: " + "; ".join(outcome.since_previous) + ".")
     lines += ["", *_table(rules, outcome)]
     lines += _reasons(outcome)
+    lines += _coverage(outcome)
     apply = outcome.step("apply")
     if apply is not None and apply.status == FAILED and apply.tail:
         lines += [""] + _wrap(apply.tail[0]) + [""] + _wrap(apply.tail[1])

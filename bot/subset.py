@@ -1,11 +1,16 @@
-"""Choose the kernels a series can break, and say why each was chosen.
+"""Order the kernel builds of a series, and say why a kernel goes first.
 
-Version guards the series adds, removes or changes, or that enclose the
-lines it changes (``LINUX_VERSION_IS_LESS``, ``_IS_GEQ``, ``_IN_RANGE``,
-``KERNEL_VERSION`` against ``LINUX_VERSION_CODE``, ``KERNEL_X_Y`` Kconfig
-symbols, ``backport-X.Y.c`` file names, versions on ``dependencies`` lines)
-pick the configured kernels nearest on each side of each boundary; path
-rules decide what a file needs; the oldest and newest kernels are always in.
+Every configured kernel is built for a series that needs a build: a
+heuristic that leaves kernels out answers PASS for what it never tested.
+The guard analysis only orders the builds. Version guards the series adds,
+removes or changes, or that enclose the lines it changes
+(``LINUX_VERSION_IS_LESS``, ``_IS_GEQ``, ``_IN_RANGE``, ``KERNEL_VERSION``,
+hex or decimal ``LINUX_VERSION_CODE`` comparisons, ``LINUX_VERSION_MAJOR`` /
+``_PATCHLEVEL``, ``KERNEL_X_Y`` Kconfig symbols, ``backport-X.Y.c`` file
+names, versions on ``dependencies`` lines) put the configured kernels
+nearest on each side of each boundary first, then the oldest and newest,
+then the rest. Path rules say which files need no build at all;
+``[subset] max_kernels`` may cut the list, and the verdict then says so.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ _GUARDS = [
 ]
 _RANGE = re.compile(rf"LINUX_VERSION_IN_RANGE\({_V3},{_V3}\)")
 _KCONFIG = re.compile(r"\bKERNEL_(\d+)_(\d+)\b")
+_OP = r"\s*(<=|>=|==|!=|<|>)\s*"
+# LINUX_VERSION_CODE < 0x040c00, or >= 263168 (a raw code: at least 5 digits).
+_CODE = re.compile(rf"\bLINUX_VERSION_CODE{_OP}(0[xX][0-9a-fA-F]+|\d{{5,}})\b")
+_MAJOR = re.compile(rf"\bLINUX_VERSION_MAJOR{_OP}(\d+)\b")
+_PATCHLEVEL = re.compile(rf"\bLINUX_VERSION_PATCHLEVEL{_OP}(\d+)\b")
 _COMPAT_FILE = re.compile(r"(?:^|/)backport-(\d+)\.(\d+)\.c$")
 _DEP_LINE = re.compile(r"^\s*[A-Za-z0-9_]+\s+(\d+)\.(\d+)(?:\.(\d+))?\s*$")
 _ANY_VERSION = re.compile(r"\b(\d+)\.(\d+)(?:\.(\d+))?\b")
@@ -41,10 +51,12 @@ Version = tuple[int, int, int]
 
 @dataclass
 class Choice:
-    kernels: list[Kernel]
-    reasons: dict[str, list[str]] = field(default_factory=dict)  # kernel name -> why
+    kernels: list[Kernel]  # to build, in build order: those the guards name first
+    reasons: dict[str, list[str]] = field(default_factory=dict)  # kernel name -> why first
     generate: bool = True
     note: str = ""  # why nothing is built, when nothing is
+    cut: list[Kernel] = field(default_factory=list)  # not built: past [subset] max_kernels
+    paths: list[str] = field(default_factory=list)  # the files the series changes
 
     def why(self, kernel: str) -> str:
         return "; ".join(self.reasons.get(kernel, []))
@@ -63,7 +75,32 @@ def boundaries(text: str) -> list[tuple[Version, str]]:
         found += [(lo, label), (hi, label)]
     for m in _KCONFIG.finditer(text):
         found.append(((int(m[1]), int(m[2]), 0), f"KERNEL_{m[1]}_{m[2]}"))
+    for m in _CODE.finditer(text):
+        code = int(m[2], 0)
+        label = f"LINUX_VERSION_CODE {m[1]} {m[2]}"
+        found += [(_from_code(c), label) for c in _edges(m[1], code)]
+    majors = [(m[1], int(m[2])) for m in _MAJOR.finditer(text)]
+    for op, major in majors:
+        found += [((v, 0, 0), f"LINUX_VERSION_MAJOR {op} {major}") for v in _edges(op, major)]
+    for m in _PATCHLEVEL.finditer(text):
+        # The patchlevel belongs to the major compared on the same line.
+        for major in sorted({v for _, v in majors}):
+            found += [((major, v, 0), f"LINUX_VERSION_MAJOR {major}, PATCHLEVEL {m[1]} {m[2]}")
+                      for v in _edges(m[1], int(m[2]))]
     return found
+
+
+def _edges(op: str, value: int) -> list[int]:
+    """The first value on the other side of ``x <op> value``."""
+    if op in ("<", ">="):
+        return [value]
+    if op in (">", "<="):
+        return [value + 1]
+    return [value, value + 1]  # == and !=
+
+
+def _from_code(code: int) -> Version:
+    return (code >> 16, (code >> 8) & 0xFF, code & 0xFF)
 
 
 def enclosing_guards(text: str, lines: set[int]) -> dict[int, list[str]]:
@@ -134,11 +171,9 @@ def _around(kernels: list[Kernel], boundary: Version) -> list[tuple[Kernel, str]
 
 def choose(rules: Rules, changes: list[FileChange], full: bool = False,
            read_new: Callable[[str], str | None] = lambda path: None) -> Choice:
-    """The kernels to build for a series changing ``changes``."""
+    """Every configured kernel, in build order, for a series changing ``changes``;
+    ``full`` (a maintainer's ``retest ... full``) ignores ``[subset] max_kernels``."""
     kernels = rules.kernels
-    if full or rules.subset_full:
-        why = "full matrix asked for" if full else "rules build the full matrix"
-        return Choice(list(kernels), {k.name: [why] for k in kernels})
     policies = {c.path: policy_for(rules, c.path) for c in changes}
     if changes and all(p == NONE for p in policies.values()):
         return Choice([], generate=False,
@@ -151,11 +186,18 @@ def choose(rules: Rules, changes: list[FileChange], full: bool = False,
         if why not in reasons[kernel.name]:
             reasons[kernel.name].append(why)
 
-    add(kernels[0], "oldest kernel")
-    add(kernels[-1], "newest kernel")
     for change in changes:
         for boundary, label in _file_boundaries(change, policies[change.path], read_new):
             for kernel, side in _around(kernels, boundary):
                 add(kernel, f"{side} {'.'.join(map(str, boundary))} ({label})")
-    chosen = [k for k in kernels if k.name in reasons]
-    return Choice(chosen, reasons)
+    guarded = [k for k in kernels if k.name in reasons]
+    add(kernels[0], "oldest kernel")
+    add(kernels[-1], "newest kernel")
+    edges = [k for k in (kernels[0], kernels[-1]) if k not in guarded]
+    rest = [k for k in kernels if k not in guarded and k not in edges]
+    order = guarded + list(dict.fromkeys(edges)) + rest
+    limit = rules.subset_max_kernels
+    paths = [c.path for c in changes]
+    if limit and not full and len(order) > limit:
+        return Choice(order[:limit], reasons, cut=order[limit:], paths=paths)
+    return Choice(order, reasons, paths=paths)

@@ -19,11 +19,13 @@ VERDICT_LABELS = {"pass": "ok", "fail": "FAIL", "base-fails": "base-fails", "not
 STATUS_LABELS = {"success": "ok", "failed": "FAILED", "skipped": "skipped", "timeout": "TIMEOUT",
                  "infra-error": "INFRA"}
 OVERALL_LABELS = {"pass": "PASS", "fail": "FAIL", "not-applied": "does not apply",
-                  "infra-error": "INFRA ERROR", "incomplete": "incomplete", "untestable": "untestable"}
+                  "infra-error": "INFRA ERROR", "incomplete": "incomplete", "untestable": "untestable",
+                  "not-tested": "NOT TESTED", "partial": "PARTIAL"}
 # Colour class per word; the word itself carries the meaning.
 CLASSES = {"pass": "good", "success": "good", "fail": "bad", "failed": "bad", "timeout": "bad",
            "not-applied": "bad", "base-fails": "warn", "infra-error": "infra", "incomplete": "warn",
-           "untestable": "warn", "not-built": "none", "skipped": "none"}
+           "untestable": "warn", "not-built": "none", "skipped": "none",
+           "not-tested": "warn", "partial": "warn"}
 
 REPLY_ABOUT = {"command": "a reply to a mail command", "copy": "a subscriber's copy"}
 

@@ -1,0 +1,195 @@
+"""Benchmark: the bot's verdicts against a corpus whose breakage is known.
+
+Generates series on the sample tree, each designed to break a known set of
+kernels (or none): a guard true on exactly one kernel, written in the forms
+the old kernel subset read (LINUX_VERSION_IS_LESS/_IN_RANGE/_GEQ) and in
+those it did not (hex LINUX_VERSION_CODE, LINUX_VERSION_MAJOR/_PATCHLEVEL);
+clean changes; devel/-only changes; series on a base that already fails on
+6.1. Tests each once and prints as its last line:
+
+    recall=<x> false_blames=<n> cost_ratio=<x> series=<n>
+
+- recall: of the designed (series, kernel) breakages, the share answered
+  FAIL on that kernel;
+- false_blames: kernels answered FAIL that the corpus did not design the
+  series to break (e.g. where the base already fails);
+- cost_ratio: series builds run / (series that need a build x configured
+  kernels): 1.00 when every kernel is built, less with --max-kernels.
+
+Also prints the series answered PASS although they break a kernel (must be
+0) and the wall time per series. Run: .venv/bin/python bench/verdicts.py
+[--series N] [--max-kernels N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot import git, layout, pipeline, sandbox, spool, tracker  # noqa: E402
+from bot.series import configure_b4  # noqa: E402
+from bot.state import State  # noqa: E402
+
+log = logging.getLogger("bench.verdicts")
+KERNELS = ["3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1"]
+
+
+def _next(kernel: str) -> tuple[int, int]:
+    major, minor = (int(p) for p in kernel.split("."))
+    return major, minor + 1
+
+
+def only(kernel: str, form: str) -> str:
+    """A guard true for exactly one of the sample kernels, in one of several forms."""
+    major, minor = (int(p) for p in kernel.split("."))
+    nmajor, nminor = _next(kernel)
+    if form == "macro":
+        if kernel == KERNELS[0]:
+            return "LINUX_VERSION_IS_LESS(3,11,0)"
+        if kernel == KERNELS[-1]:
+            return "LINUX_VERSION_IS_GEQ(6,0,0)"
+        return f"LINUX_VERSION_IN_RANGE({major},{minor},0, {nmajor},{nminor},0)"
+    if form == "hex":
+        return (f"LINUX_VERSION_CODE >= 0x{major:02x}{minor:02x}00 && "
+                f"LINUX_VERSION_CODE < 0x{nmajor:02x}{nminor:02x}00")
+    # LINUX_VERSION_MAJOR/_PATCHLEVEL exist from 5.14: older kernels read them as 0.
+    return f"LINUX_VERSION_MAJOR == {major} && LINUX_VERSION_PATCHLEVEL == {minor}"
+
+
+SAFE_GUARDS = ["LINUX_VERSION_IS_LESS(4,14,0)", "LINUX_VERSION_IS_GEQ(5,4,0)",
+               "LINUX_VERSION_IN_RANGE(4,4,0, 5,15,0)", "LINUX_VERSION_CODE < 0x060200"]
+
+
+@dataclass
+class Case:
+    name: str
+    path: str
+    text: str
+    breaks: set[str]       # kernels the series is designed to break
+    tag: str = ""          # subject tag: "[PATCH broken]" -> the broken base branch
+    needs_build: bool = True
+
+
+def corpus(n: int, seed: int) -> list[Case]:
+    rnd = random.Random(seed)
+    cases: list[Case] = []
+    kinds = ["macro", "hex", "clean", "major", "devel", "base-fails"]
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        sym = f"bpbench_{i}"
+        if kind in ("macro", "hex", "major"):
+            pool = KERNELS if kind != "major" else ["5.15", "6.1"]
+            k = rnd.choice(pool)
+            cases.append(Case(f"s{i:03d}-{kind}-breaks-{k}", "compat/main.c",
+                              f"\n#if {only(k, kind)}\nint {sym} = undefined_{i};\n#endif\n",
+                              {k}))
+        elif kind == "clean":
+            guard = rnd.choice(SAFE_GUARDS)
+            path = rnd.choice(["compat/main.c", "backport-include/linux/bitmap.h"])
+            cases.append(Case(f"s{i:03d}-clean", path,
+                              f"\n#if {guard}\nstatic inline int {sym}(void) {{ return {i}; }}\n"
+                              "#endif\n", set()))
+        elif kind == "devel":
+            cases.append(Case(f"s{i:03d}-devel", "devel/README", f"\nNote {i}.\n", set(),
+                              needs_build=False))
+        else:
+            k = rnd.choice(KERNELS[:-1])  # breaks one kernel that is not the broken 6.1
+            if rnd.random() < 0.5:
+                cases.append(Case(f"s{i:03d}-on-broken-base-clean", "compat/main.c",
+                                  f"\nint {sym};\n", set(), tag="broken"))
+            else:
+                cases.append(Case(f"s{i:03d}-on-broken-base-breaks-{k}", "compat/main.c",
+                                  f"\n#if {only(k, 'hex')}\nint {sym} = undefined_{i};\n"
+                                  "#endif\n", {k}, tag="broken"))
+    return cases
+
+
+def make_tree(work: Path):
+    rules = layout.prepare(work, with_list=False)
+    tree = rules.tree_path
+    git.git(tree, "checkout", "-q", "-b", "broken-6.1")
+    header = tree / "backport-include" / "linux" / "bitmap.h"
+    header.write_text(header.read_text() +
+                      "\n#if LINUX_VERSION_IS_GEQ(6,0,0)\n#error broken base on 6.x\n#endif\n")
+    git.git(tree, "commit", "-qam", "headers: a base that fails on 6.1")
+    git.git(tree, "checkout", "-q", "main")
+    return dataclasses.replace(rules, grace_seconds=0, tag_branches={"broken": "broken-6.1"})
+
+
+def mail_for(rules, case: Case) -> bytes:
+    tree = rules.tree_path
+    base = "broken-6.1" if case.tag else "main"
+    git.git(tree, "checkout", "-q", "-b", case.name, base)
+    target = tree / case.path
+    target.write_text(target.read_text() + case.text)
+    git.git(tree, "commit", "-qam", f"compat: {case.name}")
+    prefix = f"--subject-prefix=PATCH {case.tag}" if case.tag else "--subject-prefix=PATCH"
+    res = git.git(tree, "format-patch", "--stdout", "-1", prefix,
+                  f"--add-header=Message-ID: <{case.name}@bench.example.org>")
+    git.git(tree, "checkout", "-q", "main")
+    return res.output.encode()
+
+
+def run(rules, state: State, raw: bytes):
+    spool.spool(state, "bench", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
+    tracker.assemble(state, rules)
+    version = pipeline.next_ready(state)
+    start = time.monotonic()
+    outcome = pipeline.run_version(state, rules, sandbox.for_rules(rules), version)
+    return outcome, time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--max-kernels", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("bot").setLevel(logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="bpbot-bench-verdicts-"))
+    rules = make_tree(work / "tree-work")
+    rules = dataclasses.replace(rules, state_dir=work / "state",
+                                subset_max_kernels=args.max_kernels)
+    configure_b4(rules.bot_name, rules.bot_address)
+    state = State(rules.state_dir / "s.sqlite")
+    cases = corpus(args.series, args.seed)
+    pairs = caught = false_blames = false_passes = builds = needed = 0
+    walls: list[float] = []
+    for case in cases:
+        outcome, wall = run(rules, state, mail_for(rules, case))
+        walls.append(wall)
+        built = sum(1 for s in outcome.steps if s.name == "build" and s.status != "skipped")
+        builds += built
+        needed += len(rules.kernels) if case.needs_build else 0
+        failed = {k.kernel.name for k in outcome.kernels if k.verdict == "fail"}
+        pairs += len(case.breaks)
+        caught += len(case.breaks & failed)
+        false_blames += len(failed - case.breaks)
+        false_passes += bool(case.breaks) and outcome.verdict == "pass"
+        log.info("%-40s verdict=%-10s fail=%-10s designed=%-6s builds=%d wall=%.2fs", case.name,
+                 outcome.verdict, ",".join(sorted(failed)) or "-",
+                 ",".join(sorted(case.breaks)) or "-", built, wall)
+    walls.sort()
+    broken = sum(1 for c in cases if c.breaks)
+    log.info("breaking series %d, answered PASS although broken %d; builds %d of %d needed; "
+             "wall per series: median %.2fs, max %.2fs", broken, false_passes, builds, needed,
+             walls[len(walls) // 2], walls[-1])
+    recall = caught / pairs if pairs else 1.0
+    cost = builds / needed if needed else 0.0
+    # The figures line is the bench's output (stdout), as in the other benches.
+    sys.stdout.write(f"recall={recall:.2f} false_blames={false_blames} cost_ratio={cost:.2f} "
+                     f"series={len(cases)}\n")
+
+
+if __name__ == "__main__":
+    main()

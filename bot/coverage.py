@@ -1,0 +1,130 @@
+"""Coverage: on which kernels each changed file of a series was compiled.
+
+A build's objects say what they were compiled from: gcc's ``-MMD`` files
+(``obj.d``: ``obj.o: src.c header.h ...``) and kbuild's ``.obj.o.cmd``
+(``source_...``/``deps_... :=`` lists). A changed tree file is mapped to
+its copy in the generated package (the same path, else a file with the same
+content); a source or header counts as compiled on a kernel when one of
+that kernel's objects depends on its copy. A series whose changed C code
+was compiled on no kernel has not been tested, whatever the builds said.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+CODE_SUFFIXES = (".c", ".h")
+_MAKE_FUNCTION = re.compile(r"\$\([^)]*\)")  # $(wildcard include/config/...)
+NOT_COMPILED = "not compiled on any configured kernel"
+
+
+@dataclass
+class FileCoverage:
+    path: str                   # in the tree
+    package_path: str | None    # its copy in the generated package, if any
+    kernels: list[str] = field(default_factory=list)  # compiled on these
+
+    @property
+    def compiled(self) -> bool:
+        return bool(self.kernels)
+
+
+def is_code(path: str) -> bool:
+    return path.endswith(CODE_SUFFIXES)
+
+
+def _relative(path: str, roots: tuple[Path, ...]) -> str | None:
+    """A dependency path relative to the package (None for the kernel's own headers)."""
+    if not os.path.isabs(path):
+        return os.path.normpath(path)
+    for root in roots:
+        prefix = str(root).rstrip("/") + "/"
+        if path.startswith(prefix):
+            return os.path.normpath(path[len(prefix):])
+    return None
+
+
+def _make_deps(text: str) -> list[str]:
+    """The prerequisites of the first rule of a gcc -MMD file."""
+    first = text.replace("\\\n", " ").split("\n", 1)[0]
+    _target, sep, deps = first.partition(": ")
+    return deps.split() if sep else []
+
+
+def _kbuild_deps(text: str) -> list[str]:
+    """``source_x := path`` and the ``deps_x := \\`` list of a kbuild .cmd file."""
+    out: list[str] = []
+    joined = text.replace("\\\n", " ")
+    for line in joined.splitlines():
+        name, sep, value = line.partition(" := ")
+        if sep and name.startswith(("source_", "deps_")):
+            out += _MAKE_FUNCTION.sub(" ", value).split()
+    return out
+
+
+def compiled(build_dir: Path, package: Path) -> set[str] | None:
+    """Package paths of every source and header the objects in ``build_dir``
+    depend on; None when the build left no dependency files at all."""
+    if not build_dir.is_dir():
+        return None
+    roots = (package.resolve(), package, build_dir.resolve(), build_dir)
+    seen = False
+    found: set[str] = set()
+    for dep in build_dir.rglob("*"):
+        if dep.suffix == ".d" and dep.is_file():
+            deps = _make_deps(dep.read_text(errors="replace"))
+        elif dep.name.startswith(".") and dep.name.endswith(".o.cmd") and dep.is_file():
+            # kbuild runs in the kernel's dir: its relative paths are the kernel's own
+            # generated headers; the module's files are absolute.
+            deps = [d for d in _kbuild_deps(dep.read_text(errors="replace"))
+                    if os.path.isabs(d)]
+        else:
+            continue
+        seen = True
+        found.update(p for p in (_relative(d, roots) for d in deps) if p)
+    return found if seen else None
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def package_path(tree: Path, package: Path, path: str) -> str | None:
+    """Where the generator put the tree file ``path``: the same path when the
+    package has it, else a package file of the same name and content."""
+    source = tree / path
+    if (package / path).is_file():
+        return path
+    if not source.is_file():
+        return None
+    want = _digest(source)
+    for candidate in sorted(package.rglob(source.name)):
+        if candidate.is_file() and _digest(candidate) == want:
+            return str(candidate.relative_to(package))
+    return None
+
+
+def measure(tree: Path, package: Path, changed: list[str],
+            build_dirs: dict[str, Path]) -> list[FileCoverage] | None:
+    """Per changed C source or header, the kernels whose build compiled it;
+    None when no build left dependency files (coverage unknown)."""
+    code = [p for p in changed if is_code(p) and (tree / p).is_file()]
+    if not code:
+        return []
+    per_kernel = {name: compiled(d, package) for name, d in build_dirs.items()}
+    known = {name: files for name, files in per_kernel.items() if files is not None}
+    if not known:
+        log.info("no dependency files in the build dirs: coverage unknown")
+        return None
+    out = []
+    for path in code:
+        copy = package_path(tree, package, path)
+        kernels = [name for name, files in known.items() if copy is not None and copy in files]
+        out.append(FileCoverage(path, copy, kernels))
+    return out

@@ -1,0 +1,109 @@
+"""Coverage: which kernels compiled each changed file; changed code that no
+kernel compiled is NOT TESTED (or PARTIAL), never PASS."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import sys
+from pathlib import Path
+
+from bot import check, coverage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_verdicts import KERNELS, _setup  # noqa: E402
+
+from bot import git, pipeline, sandbox, spool, tracker  # noqa: E402
+
+MAKE_D = """\
+/b/4.9/compat/main.o: compat/main.c \\
+ backport-include/backport/backport.h /k/4.9/include/linux/version.h \\
+ /pkg/backport-include/linux/sysfs.h
+backport-include/backport/backport.h:
+/k/4.9/include/linux/version.h:
+"""
+KBUILD_CMD = """\
+savedcmd_/b/6.1/bpdemo.o := gcc -Wp,-MMD,/b/6.1/.bpdemo.o.d ...
+source_/b/6.1/bpdemo.o := /pkg/samples/bpdemo/bpdemo.c
+deps_/b/6.1/bpdemo.o := \\
+  /usr/src/linux-headers-6.1/include/linux/compiler-version.h \\
+  include/generated/autoconf.h \\
+    $(wildcard include/config/CC_VERSION_TEXT) \\
+  /pkg/backport-include/linux/timer.h \\
+
+/b/6.1/bpdemo.o: $(deps_/b/6.1/bpdemo.o)
+"""
+
+
+def test_dependency_files_of_gcc_and_kbuild_map_to_package_paths(tmp_path):
+    build = tmp_path / "b"
+    (build / "compat").mkdir(parents=True)
+    (build / "compat" / "main.d").write_text(MAKE_D.replace("/pkg", str(tmp_path / "pkg")))
+    (build / ".bpdemo.o.cmd").write_text(KBUILD_CMD.replace("/pkg", str(tmp_path / "pkg")))
+    assert coverage.compiled(build, tmp_path / "pkg") == {
+        "compat/main.c", "backport-include/backport/backport.h",
+        "backport-include/linux/sysfs.h", "samples/bpdemo/bpdemo.c",
+        "backport-include/linux/timer.h"}
+    assert coverage.compiled(tmp_path / "empty", tmp_path / "pkg") is None
+
+
+def test_a_tree_file_maps_to_its_copy_in_the_package(tmp_path):
+    tree, pkg = tmp_path / "tree", tmp_path / "pkg"
+    (tree / "compat").mkdir(parents=True)
+    (pkg / "compat").mkdir(parents=True)
+    (pkg / "moved").mkdir()
+    (tree / "compat" / "a.c").write_text("int a;\n")
+    (pkg / "compat" / "a.c").write_text("int a;\n")
+    (tree / "compat" / "b.c").write_text("int b;\n")
+    (pkg / "moved" / "b.c").write_text("int b;\n")
+    (tree / "compat" / "c.c").write_text("int c;\n")
+    assert coverage.package_path(tree, pkg, "compat/a.c") == "compat/a.c"
+    assert coverage.package_path(tree, pkg, "compat/b.c") == "moved/b.c"
+    assert coverage.package_path(tree, pkg, "compat/c.c") is None
+
+
+def _series(rules, name: str, files: dict[str, str]) -> bytes:
+    """A one-patch series appending to (or creating) each of ``files``."""
+    tree = rules.tree_path
+    assert git.git(tree, "checkout", "-q", "-b", name).ok
+    for path, text in files.items():
+        target = tree / path
+        target.write_text((target.read_text() if target.exists() else "") + text)
+    assert git.git(tree, "add", "-A").ok
+    assert git.git(tree, "commit", "-qm", f"compat: {name}").ok
+    res = git.git(tree, "format-patch", "--stdout", "-1",
+                  f"--add-header=Message-ID: <{name}@example.org>")
+    assert git.git(tree, "checkout", "-q", "main").ok
+    return res.output.encode()
+
+
+def _run(rules, state, raw):
+    spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
+    tracker.assemble(state, rules)
+    outcome = pipeline.run_version(state, rules, sandbox.for_rules(rules),
+                                   pipeline.next_ready(state))
+    raw_reply = bytes(state.query("SELECT raw FROM outbox ORDER BY id")[-1]["raw"])
+    reply = email.message_from_bytes(raw_reply, policy=email.policy.default).get_content()
+    return outcome, " ".join(reply.split()), check._exit_code([outcome.verdict])
+
+
+def test_changed_code_compiled_on_no_kernel_is_not_tested(tmp_path):
+    rules, state = _setup(tmp_path)
+    # compat/backport-3.0.c is compiled only for kernels older than 3.0: none here.
+    raw = _series(rules, "backport-3.0", {"compat/backport-3.0.c": "int bpbot_unused;\n"})
+    outcome, reply, code = _run(rules, state, raw)
+    assert outcome.verdict == "not-tested" and code == 2
+    assert ("Verdict: NOT TESTED: the changed code was compiled on no configured kernel "
+            "(compat/backport-3.0.c)") in reply
+    assert "compat/backport-3.0.c: not compiled on any configured kernel" in reply
+
+
+def test_some_changed_code_compiled_nowhere_is_partial_and_coverage_is_listed(tmp_path):
+    rules, state = _setup(tmp_path)
+    raw = _series(rules, "two-files", {"backport-include/linux/unused.h": "/* new */\n",
+                                       "compat/backport-4.19.c": "\nint bpbot_x;\n"})
+    outcome, reply, code = _run(rules, state, raw)
+    assert outcome.verdict == "partial" and code == 2
+    assert "backport-include/linux/unused.h not compiled on any configured kernel" in reply
+    older = ", ".join(KERNELS[:KERNELS.index("4.19")])
+    assert f"compat/backport-4.19.c: {older}" in reply
