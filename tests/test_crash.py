@@ -423,7 +423,7 @@ def test_sigkill_at_20_points_loses_nothing_and_answers_once(tmp_path, imap_serv
         while time.monotonic() < deadline:
             if len(smtp.messages) >= len(series) and harness.idle():
                 break
-            assert bot.running, (tmp_path / "bot.log").read_text()[-3000:]
+            assert bot.running, "the bot died on its own: " + (tmp_path / "bot.log").read_text()[-3000:]
             time.sleep(0.2)
         time.sleep(1.5)  # a late duplicate would show up now
         bot.kill()
@@ -434,41 +434,51 @@ def test_sigkill_at_20_points_loses_nothing_and_answers_once(tmp_path, imap_serv
     kills = Counter(harness.kills)
     print(f"\nkill points survived: {len(harness.kills)} {dict(kills)}; missed {dict(harness.missed)};"
           f" starts {bot.starts}; {time.monotonic() - started:.0f}s")
-    assert len(harness.kills) >= 20, (kills, harness.missed)
-    assert set(STAGES) <= set(kills), (kills, harness.missed)
+    assert len(harness.kills) >= 20, f"only {len(harness.kills)} kills: {kills}, missed {harness.missed}"
+    assert set(STAGES) <= set(kills), \
+        f"stages never killed: {set(STAGES) - set(kills)} (kills {kills}, missed {harness.missed})"
 
     # Every series answered exactly once, counted at the SMTP server.
     answered = Counter(m.message["In-Reply-To"] for m in smtp.messages)
-    assert {k: v for k, v in answered.items() if v != 1} == {}, log_tail
-    assert set(answered) == {f"<{s.target}>" for s in series}, log_tail
+    twice = {k: v for k, v in answered.items() if v != 1}
+    assert twice == {}, f"answered more than once: {twice}\n{log_tail}"
+    expected = {f"<{s.target}>" for s in series}
+    assert set(answered) == expected, \
+        f"unanswered: {expected - set(answered)}, unexpected: {set(answered) - expected}\n{log_tail}"
     verdicts = Counter(m.message["X-bpbot-Verdict"] for m in smtp.messages)
-    assert verdicts == {"PASS": len(series)}, (verdicts, log_tail)
+    assert verdicts == {"PASS": len(series)}, f"verdicts not all PASS: {verdicts}\n{log_tail}"
     print(f"series answered exactly once: {len(answered)} of {len(series)}")
     # Each reply the server took from a bot that died before the 250 was
     # recognised by its copy from the list, not sent again.
     settled = (tmp_path / "bot.log").read_text(errors="replace").count("came back from the list")
-    assert settled >= harness.accepted_then_killed >= 1, (settled, harness.accepted_then_killed)
+    assert settled >= harness.accepted_then_killed >= 1, \
+        f"replies settled by their list copy: {settled}, of {harness.accepted_then_killed} taken " \
+        "by the server from a bot killed before the 250"
 
     # No message missing from the spool.
     spooled = {r[0] for r in harness.view.query("SELECT msgid FROM messages")}
-    assert set(harness.appended) <= spooled
-    assert len(harness.appended) == sum(len(s.msgids) for s in series)
+    assert set(harness.appended) <= spooled, f"not spooled: {set(harness.appended) - spooled}"
+    assert len(harness.appended) == sum(len(s.msgids) for s in series), "not every mail appended"
 
     # Nothing left over: worktrees, checkouts, sandboxes, cgroups.
     worktrees = git.git(rules.tree_path, "worktree", "list", "--porcelain").output
-    assert worktrees.count("worktree ") == 1, worktrees
+    assert worktrees.count("worktree ") == 1, f"git worktrees left over: {worktrees}"
     work_dir = rules.state_dir / "work"
-    assert not (work_dir / "src").exists() and not (work_dir / "base-src").exists()
-    assert not [p for p in work_dir.glob("run-*/*") if p.is_dir() and p.name != "logs"]
-    assert not [c for c in (cmdline(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit())
-                if str(work) in c]
+    checkouts = [p for p in (work_dir / "src", work_dir / "base-src") if p.exists()]
+    assert not checkouts, f"checkouts left over: {checkouts}"
+    run_dirs = [p for p in work_dir.glob("run-*/*") if p.is_dir() and p.name != "logs"]
+    assert not run_dirs, f"run dirs left over: {run_dirs}"
+    processes = [c for c in (cmdline(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit())
+                 if str(work) in c]
+    assert not processes, f"processes left over: {processes}"
     group = limits.PidsCgroup.detect()
     if group is not None:
         time.sleep(0.1)
         ours = [c for c in group.parent.iterdir() if c.is_dir()
                 and int(c.name.split("-")[0]) in bot.pids]
-        assert not [c for c in ours if (c / "cgroup.procs").read_text().strip()]
-    assert time.monotonic() - started < 240
+        busy = [c for c in ours if c.exists() and (c / "cgroup.procs").read_text().strip()]
+        assert not busy, f"cgroups of the bot with processes left: {busy}"
+    assert time.monotonic() - started < 240, f"took {time.monotonic() - started:.0f}s (limit 240s)"
 
 
 # --- the outbox after a crash mid-send, in-process --------------------------
