@@ -218,21 +218,42 @@ class Bot:
         return [cmdline(p) for p in descendants(proc.pid)]
 
     def kill(self) -> None:
-        """SIGKILL the bot and every process it started, like a cgroup kill."""
+        """SIGKILL the bot and every process it started, like a cgroup kill.
+
+        Everything is stopped first (SIGSTOP), until no new descendant shows
+        up: a process started between a snapshot of the family and the kill
+        would otherwise survive, re-parented to init, and race the restarted
+        bot (a ``git am`` in its worktree, a half-started sandbox)."""
         if self.proc is None:
             return
-        family = descendants(self.proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGKILL)
+        family = {self.proc.pid}
+        _signal(self.proc.pid, signal.SIGSTOP)
+        while new := set(descendants(self.proc.pid)) - family:
+            for pid in new:
+                _signal(pid, signal.SIGSTOP)
+            family |= new
         for pid in family:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
-        for pid in family:  # reaped by init; wait until gone
+        for pid in family:  # re-parented to init, which may reap them late: zombies are gone
             deadline = time.monotonic() + 5
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            while running(pid) and time.monotonic() < deadline:
                 time.sleep(0.01)
         self.proc = None
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class ListSmtp(SmtpServer):
