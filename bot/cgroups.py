@@ -68,10 +68,17 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def owner_tag(pid: int | None = None) -> str:
-    """``<pid>-<start>`` of this process (or ``pid``): the start of a child's name."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}-{start_time(pid) or 0}"
+_own_tag: tuple[int, str] = (0, "")
+
+
+def owner_tag() -> str:
+    """``<pid>-<start>`` of this process: the start of its children's names
+    (read once per process; a fork gets its own)."""
+    global _own_tag
+    pid = os.getpid()
+    if _own_tag[0] != pid:
+        _own_tag = (pid, f"{pid}-{start_time(pid) or 0}")
+    return _own_tag[1]
 
 
 def owner_alive(name: str) -> bool | None:
