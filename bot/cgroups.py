@@ -42,6 +42,10 @@ ENTER = (
     'rmdir "$cg" 2>/dev/null; exit $rc'
 )
 KILL_WAIT = 10.0  # seconds for killed processes to leave their cgroup
+# A sandbox's pid 1 may still be exiting (reaping the rest of its pid
+# namespace) when its launcher has returned: a finished command's cgroup gets
+# this long to empty itself before what is left counts as left running.
+LINGER = 0.5
 
 
 class CgroupError(OSError):
@@ -111,6 +115,16 @@ def processes(group: Path) -> list[int]:
             if sub.is_dir() and not sub.is_symlink():
                 pids += processes(sub)
     return pids
+
+
+def wait_empty(group: Path, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the processes of ``group`` to end on their own."""
+    deadline = time.monotonic() + seconds
+    while processes(group):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def kill(group: Path, wait: float = KILL_WAIT) -> int:

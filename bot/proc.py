@@ -174,6 +174,8 @@ def _remove_cgroup(group: Path, args: list[str], timed_out: bool) -> None:
     if not group.exists():  # the usual case: removed by the command's own shell
         return
     try:
+        if not timed_out:
+            cgroups.wait_empty(group, cgroups.LINGER)
         killed = cgroups.kill_and_remove(group)
     except OSError as exc:
         log.error("cannot remove the cgroup %s: %s", group, exc)
