@@ -56,6 +56,11 @@ HEADERS = ["backport-include/linux/bitmap.h", "backport-include/linux/device.h",
            "backport-include/linux/netdevice.h", "backport-include/linux/sysfs.h",
            "backport-include/linux/timer.h", "backport-include/backport/backport.h"]
 STAGE_WAIT = 12.0  # seconds to wait for a stage before moving on
+# Wall-clock limits that catch a hang, not a slow machine: on the shared 2-core
+# test machine (load 15-26) one run took 206 s, mostly restarts importing the
+# bot (2.6 s each under that load) 22 times; idle, it takes about 65 s.
+FINISH_WAIT = 240.0  # after the last kill, for every series to be answered
+BUDGET = 480.0  # the whole test
 
 
 # --- the rules file ---------------------------------------------------------
@@ -440,7 +445,7 @@ def test_sigkill_at_20_points_loses_nothing_and_answers_once(tmp_path, imap_serv
         while harness.append_batch():
             pass
         # No more kills: let it finish.
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + FINISH_WAIT
         while time.monotonic() < deadline:
             if len(smtp.messages) >= len(series) and harness.idle():
                 break
@@ -499,7 +504,8 @@ def test_sigkill_at_20_points_loses_nothing_and_answers_once(tmp_path, imap_serv
                 and int(c.name.split("-")[0]) in bot.pids]
         busy = [c for c in ours if c.exists() and (c / "cgroup.procs").read_text().strip()]
         assert not busy, f"cgroups of the bot with processes left: {busy}"
-    assert time.monotonic() - started < 240, f"took {time.monotonic() - started:.0f}s (limit 240s)"
+    took = time.monotonic() - started
+    assert took < BUDGET, f"took {took:.0f}s (limit {BUDGET:g}s): a hang?"
 
 
 # --- the outbox after a crash mid-send, in-process --------------------------
