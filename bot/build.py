@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import proc
+from . import cleanup, proc
 from .config import Kernel, Rules, expand
 from .diagnostics import last_failure_lines, parse
 from .sandbox import Sandbox
@@ -26,8 +25,11 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
     to the shared ccache; a series' build reads it, so a hostile series cannot
     plant objects that later builds would use."""
     started = time.time()
-    shutil.rmtree(build_dir, ignore_errors=True)
-    build_dir.mkdir(parents=True)
+    try:
+        cleanup.fresh_dir(build_dir)
+    except cleanup.CleanupError as exc:
+        return StepResult("build", INFRA, kernel=kernel.name, detail=str(exc),
+                          started_at=started, log_path=str(log_file))
     values = dict(output=output, tree=output, upstream=rules.upstream or "",
                   kernel_path=kernel.path, kernel_version=kernel.version, kernel_name=kernel.name,
                   build_dir=build_dir, jobs=make_jobs(rules), python=sys.executable)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from . import proc
+from . import cleanup, proc
 from .config import Rules, expand
 from .diagnostics import last_failure_lines
 from .sandbox import Sandbox
@@ -19,8 +18,11 @@ log = logging.getLogger(__name__)
 
 def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file: Path) -> StepResult:
     started = time.time()
-    shutil.rmtree(output, ignore_errors=True)
-    output.mkdir(parents=True)
+    try:
+        cleanup.fresh_dir(output)
+    except cleanup.CleanupError as exc:
+        return StepResult("generate", INFRA, detail=str(exc), started_at=started,
+                          log_path=str(log_file))
     values = dict(tree=tree, output=output, upstream=rules.upstream or "", jobs=rules.build_jobs,
                   python=sys.executable)
     readonly = [tree] + ([rules.upstream] if rules.upstream else [])

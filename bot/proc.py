@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cgroups
+
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_CAP = 4 * 1024 * 1024
@@ -50,12 +52,17 @@ def run(
     """Run ``args`` and wait at most ``timeout`` seconds.
 
     The child gets its own session so that a timeout kills the whole process
-    group (make, gcc, anything it started). Output beyond ``output_cap`` bytes
+    group (make, gcc, anything it started). A sandboxed command (one with a
+    per-command cgroup, bot/limits.py) is killed by its cgroup too, which also
+    reaches what left the process group (bubblewrap's ``--new-session``, a
+    ``setsid``); whatever it leaves running when it ends is killed and its
+    cgroup removed. Output beyond ``output_cap`` bytes
     is read and dropped, so a child printing gigabytes neither blocks on a full
     pipe nor fills memory. When ``log_file`` is given the captured output is
     written there too.
     """
     args = [str(a) for a in args]
+    group = cgroups.child_of(args)
     log.debug("run %s (cwd=%s, timeout=%ss)", args, cwd, timeout)
     start = time.monotonic()
     try:
@@ -100,14 +107,16 @@ def run(
             else:
                 truncated = True
     if timed_out:
-        _kill_group(child)
+        _kill(child, group)
     child.stdout.close()
     try:
         returncode = child.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(child)
+        _kill(child, group)
         returncode = child.wait()
+    if group is not None:
+        _remove_cgroup(group, args, timed_out)
     output = b"".join(chunks).decode("utf-8", "replace")
     if truncated:
         output += f"\n[output truncated at {output_cap} bytes]\n"
@@ -148,15 +157,39 @@ def _write_log(log_file: Path, text: str) -> None:
         raise ProcError(f"cannot write the log {log_file}: {exc.strerror or exc}") from exc
 
 
-def _kill_group(child: subprocess.Popen) -> None:
+def _kill(child: subprocess.Popen, group: Path | None) -> None:
+    """SIGKILL the command's cgroup (if any), then its process group."""
+    if group is not None:
+        try:
+            cgroups.kill(group)
+        except OSError as exc:
+            log.error("cannot kill the processes of %s: %s", group, exc)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
+
+
+def _remove_cgroup(group: Path, args: list[str], timed_out: bool) -> None:
+    """Kill what the command left in its cgroup and remove the cgroup. A failure
+    is logged: the next sweep (bot/limits.py) tries again."""
+    if not group.exists():  # the usual case: removed by the command's own shell
+        return
+    try:
+        if not timed_out:
+            cgroups.wait_empty(group, cgroups.LINGER)
+        killed = cgroups.kill_and_remove(group)
+    except OSError as exc:
+        log.error("cannot remove the cgroup %s: %s", group, exc)
+        return
+    if killed and not timed_out:
+        log.warning("killed %d processes left running by: %s", killed, " ".join(args[6:])[-200:])
 
 
 def run_all(commands: list[list[str]], **kwargs) -> ProcResult:
     """Run argument lists in order, stopping at the first failure; one combined result.
 
-    The timeout covers all of them together; the output cap applies to the total.
+    The timeout covers all of them together; the output cap applies to each
+    command's output on its own (the combined output may be up to one cap per
+    command).
     """
     timeout = kwargs.pop("timeout")
     log_file = kwargs.pop("log_file", None)

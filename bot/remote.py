@@ -18,7 +18,6 @@ import dataclasses
 import io
 import logging
 import os
-import shutil
 import socket
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+from . import cleanup
 from . import limits as lim
 from .config import Kernel, Rules
 from .diagnostics import Diagnostic
@@ -57,8 +57,7 @@ def build_job(payload: dict) -> dict:
     # Stable per worker and kernel (RQ forks a new process per job), so ccache hits.
     slot = root / worker / payload["kernel"]["name"]
     out, build_dir = slot / "out", slot / "build"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    cleanup.fresh_dir(out)  # CleanupError: the job fails, an infra-error for the daemon
     unpack(payload["archive"], out)
     rules = SimpleNamespace(
         upstream=None, build_commands=payload["build_commands"],

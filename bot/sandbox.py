@@ -18,7 +18,9 @@ What a sandboxed command sees and may do:
   paths contains them;
 - a clean environment (fixed PATH, C locale, HOME=/tmp);
 - limits (bot/limits.py): ``prlimit`` for address space, CPU time, file size
-  and open files, and a pids cgroup per command against fork bombs.
+  and open files, and a pids cgroup per command against fork bombs; the
+  cgroup is also how the command is killed (at its timeout, what it leaves
+  behind, and at the next start what a crashed bot left: bot/cgroups.py).
 
 Without bubblewrap the bot refuses to start (a configuration error naming
 ``build.sandbox``) unless the rules say ``sandbox = "none"``.

@@ -3,6 +3,7 @@ child that never reads the input it is given."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from bot import proc
@@ -19,3 +20,13 @@ def test_input_reaches_the_child_and_output_is_capped():
     assert proc.run(["cat"], timeout=10, input_bytes=b"hello").output == "hello"
     res = proc.run(["yes"], timeout=2, output_cap=1000)
     assert res.truncated and len(res.output) < 2000
+
+
+def test_run_all_caps_each_commands_output_on_its_own():
+    """The output cap is per command (run_all's docstring said "the total")."""
+    res = proc.run_all([["sh", "-c", "printf 'a%.0s' $(seq 1500)"],
+                        ["sh", "-c", "printf 'b%.0s' $(seq 1500)"]], timeout=30, output_cap=1000)
+    assert res.ok, res.output
+    runs = {c: max(len(r) for r in re.findall(f"{c}+", res.output)) for c in "ab"}
+    assert runs == {"a": 1000, "b": 1000}, res.output
+    assert res.output.count("[output truncated at 1000 bytes]") == 2
