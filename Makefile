@@ -1,6 +1,6 @@
 # `make demo` and `make test` are the README's commands; both first run
 # deploy/setup.sh (idempotent: Debian packages + .venv).
-.PHONY: demo test lint setup
+.PHONY: demo test lint setup realtree-test
 
 setup:
 	deploy/setup.sh
@@ -15,3 +15,8 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check bot tests bench
+
+# Opt-in: the real gentree.py in the shipped sandbox (deploy/install-real-tree.sh
+# prepares the paths): make realtree-test TREE=/var/lib/bpbot/backports UPSTREAM=/var/lib/bpbot/linux-6.1.y
+realtree-test: setup
+	BPBOT_REAL_TREE=$(TREE) BPBOT_REAL_UPSTREAM=$(UPSTREAM) .venv/bin/python -m pytest -q -m realtree tests/test_generator_sandbox.py

@@ -54,7 +54,9 @@ class WorkPaths:
 
     @property
     def out(self) -> Path:
-        return self.root / "out"
+        # Inside a dir of its own, which the generator may write: gentree.py
+        # removes and recreates its output dir itself (a bind mount could not be).
+        return self.root / "gen" / "out"
 
     @property
     def build(self) -> Path:

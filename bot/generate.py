@@ -17,16 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file: Path) -> StepResult:
+    """Run the generator into ``output``. The generator may write ``output``'s
+    parent (a dir of its own: gentree.py removes and recreates its output dir,
+    which a bind mount would refuse with EBUSY) and reads the worktree with its
+    git metadata (gentree.py runs ``git describe`` there)."""
     started = time.time()
     try:
-        cleanup.fresh_dir(output)
-    except cleanup.CleanupError as exc:
+        _claim(output.parent)
+        cleanup.fresh_dir(output.parent)
+        output.mkdir()
+    except (cleanup.CleanupError, OSError) as exc:
         return StepResult("generate", INFRA, detail=str(exc), started_at=started,
                           log_path=str(log_file))
     values = dict(tree=tree, output=output, upstream=rules.upstream or "", jobs=rules.build_jobs,
                   python=sys.executable)
-    readonly = [tree] + ([rules.upstream] if rules.upstream else [])
-    wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=[output], cwd=tree)
+    readonly = [tree, *git_metadata(tree)] + ([rules.upstream] if rules.upstream else [])
+    wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=[output.parent], cwd=tree)
                for c in rules.generate_commands]
     env = wrapped[0][1]
     try:
@@ -44,3 +50,29 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
     return StepResult("generate", status, detail=detail, log_path=str(log_file),
                       duration=res.duration, started_at=started,
                       tail=[] if res.ok else last_failure_lines(res.output))
+
+
+def _claim(parent: Path) -> None:
+    """``parent`` is emptied before each run: only a dir made for the generator
+    (marked by a sibling file, out of the generator's reach), never one that
+    holds anything else (a caller's mistake)."""
+    mark = parent.with_name(parent.name + ".generator-dir")
+    if parent.exists() and not mark.exists() and any(parent.iterdir()):
+        raise OSError(f"{parent} holds other files: not emptied for the generator")
+    parent.mkdir(parents=True, exist_ok=True)
+    mark.touch()
+
+
+def git_metadata(tree: Path) -> list[Path]:
+    """The main repository's ``.git`` of a worktree (its ``.git`` is a file naming
+    ``<main>/.git/worktrees/<name>``), so git commands work in it; [] otherwise."""
+    try:
+        text = (tree / ".git").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # a plain dir (a clone) or no git at all
+        return []
+    if not text.startswith("gitdir:"):
+        return []
+    gitdir = Path(text.split(":", 1)[1].strip())
+    if not gitdir.is_absolute():
+        gitdir = (tree / gitdir).resolve()
+    return [gitdir.parent.parent] if gitdir.parent.name == "worktrees" else [gitdir]

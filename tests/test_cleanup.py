@@ -40,7 +40,7 @@ else:
     rules = dataclasses.replace(rules, build_commands=rules.build_commands + extra)
 box = sandbox.for_rules(rules)
 kernel = rules.kernels[-1]
-out, build_dir, logs = work / "out", work / "build" / kernel.name, work / "logs"
+out, build_dir, logs = work / "gen" / "out", work / "build" / kernel.name, work / "logs"
 steps = []
 for n in range(2):
     gen = generate.generate(rules, box, rules.tree_path, out, logs / f"generate-{n}.log")
@@ -141,11 +141,11 @@ from bot import generate, layout, limits, remote, sandbox
 work, hostile = Path(sys.argv[1]), sys.argv[2]
 rules = layout.prepare(work, with_list=False)
 box = sandbox.for_rules(rules)
-gen = generate.generate(rules, box, rules.tree_path, work / "out", work / "generate.log")
+gen = generate.generate(rules, box, rules.tree_path, work / "gen" / "out", work / "generate.log")
 assert gen.status == "success", gen.detail
 kernel = rules.kernels[-1]
 payload = dict(kernel=dict(name=kernel.name, version=kernel.version, path=str(kernel.path)),
-               archive=remote.pack(work / "out"),
+               archive=remote.pack(work / "gen" / "out"),
                build_commands=rules.build_commands + [["sh", "-c", hostile.replace("{dir}", "{build_dir}")]],
                build_timeout=300, output_cap=rules.output_cap, ccache=False, sandbox="bwrap",
                limits=dataclasses.asdict(limits.from_rules(rules)))
