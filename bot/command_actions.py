@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from . import commands
+from . import command_dkim, commands
 from . import status as status_table
 from .commands import DONE, IGNORED, ParsedMail, Result
 from .config import Rules
@@ -22,6 +22,9 @@ from .state import State, dumps, loads
 log = logging.getLogger(__name__)
 QUEUE_STATES = ("running", "ready", "waiting")
 MAX_SEARCH_SERIES = 5
+# Unused, unexpired tokens one address may hold: a forged sender can make the
+# bot mail a stranger a few confirmation requests, not a stream of them.
+MAX_OUTSTANDING_TOKENS = 3
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Context:
     rules: Rules
     mail: ParsedMail
     now: float
-    dkim: tuple[bool, str] = (False, "not checked")  # (passed, why) for maintainers
+    dkim: command_dkim.Verdict = command_dkim.NOT_CHECKED  # for maintainers' retests
     pending: list[dict] = field(default_factory=list)  # actions waiting for a confirmation
     summaries: list[str] = field(default_factory=list)
     token: str = ""  # the token being confirmed, while confirming
@@ -42,9 +45,18 @@ class Context:
     def sender(self) -> str:
         return self.mail.from_addr
 
-    def ask_confirmation(self, command: str, args: list[str], summary: str, **extra) -> None:
+    def ask_confirmation(self, command: str, args: list[str], summary: str, **extra) -> str:
+        """'' when the action waits for this mail's token, else why no token is given."""
+        if not self.pending:
+            waiting = outstanding_tokens(self.db, self.sender, self.now)
+            if len(waiting) >= MAX_OUTSTANDING_TOKENS:
+                return (f"{len(waiting)} confirmations already wait for {self.sender}, the "
+                        f"most there can be; answer one of them, or send the command again "
+                        f"after {when(min(waiting))}, when the first expires. If you did not "
+                        "ask for them, ignore them: nothing changes.")
         self.pending.append(dict(command=command, args=list(args), **extra))
         self.summaries.append(summary)
+        return ""
 
 
 def when(at: float) -> str:
@@ -52,6 +64,13 @@ def when(at: float) -> str:
 
 
 # --- confirmation tokens ---------------------------------------------------
+
+
+def outstanding_tokens(db: sqlite_utils.Database, address: str, at: float) -> list[float]:
+    """The expiry times of the unused, unexpired tokens of ``address``."""
+    return [r[0] for r in db.conn.execute(
+        "SELECT expires_at FROM tokens WHERE address = ? AND used_at IS NULL AND expires_at > ?",
+        (address, at))]
 
 
 def issue_token(ctx: Context) -> tuple[str, float]:
@@ -220,15 +239,29 @@ def retest(ctx: Context, args: tuple[str, ...]) -> Result:
         return Result(IGNORED, [problem])
     name = _version_name(version, full)
     if ctx.rules.commands.require_dkim:
-        passed, why = ctx.dkim
-        if not passed:
-            return Result(IGNORED, [f"retest needs a passing DKIM signature of your domain "
-                                    f"(rules: commands.require_dkim), and this mail has none: "
-                                    f"{why}."])
-        return Result(DONE, [queue_retest(ctx, version, full, "dkim")])
-    ctx.ask_confirmation("retest", list(args), f"retest {name}", version_id=version["id"],
-                         full=full)
+        return dkim_retest(ctx, version, full)
+    problem = ctx.ask_confirmation("retest", list(args), f"retest {name}",
+                                   version_id=version["id"], full=full)
+    if problem:
+        return Result(IGNORED, [problem])
     return Result(DONE, [f"Confirmation needed to retest {name} (see below)."])
+
+
+def dkim_retest(ctx: Context, version: dict, full: bool) -> Result:
+    """A retest vouched for by DKIM, once per signature."""
+    if not ctx.dkim.passed:
+        return Result(IGNORED, [f"retest needs a passing DKIM signature of your domain "
+                                f"(rules: commands.require_dkim), and this mail has none: "
+                                f"{ctx.dkim.why}."])
+    used = ctx.db.conn.execute("SELECT msgid, used_at FROM dkim_used WHERE signature = ?",
+                               (ctx.dkim.signature,)).fetchone()
+    if used is not None:
+        log.warning("replayed DKIM signature in %s (first used by %s)", ctx.mail.msgid, used[0])
+        return Result(IGNORED, [f"This DKIM signature already asked for a retest, in "
+                                f"<{used[0]}> on {when(used[1])}; a signed mail works once."])
+    ctx.db.conn.execute("INSERT INTO dkim_used (signature, msgid, used_at) VALUES (?,?,?)",
+                        (ctx.dkim.signature, ctx.mail.msgid, ctx.now))
+    return Result(DONE, [queue_retest(ctx, version, full, "dkim")])
 
 
 def retest_confirmed(ctx: Context, action: dict) -> str:

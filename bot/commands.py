@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from . import mail, mailtext, silence
+from .lists import ListRule, list_headers
 
 if TYPE_CHECKING:
     from .command_actions import Context
@@ -40,6 +41,15 @@ _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin fo
 _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 _GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
 MAX_SUBJECT_WORDS_FOR_HINT = 3
+# Anything of the mail a reply repeats is cut to this many characters: a reply
+# must never be a bigger copy of what a forged sender mailed.
+MAX_ECHO = 200
+# Headers a mail carries at most once (RFC 5322). Two copies let a replayed,
+# DKIM-signed mail say one thing to the signature and another to the bot.
+SINGLE_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To",
+                  "References")
+# The token line of a confirmation request, as a reply quotes it.
+_QUOTED_CONFIRM = re.compile(r"^(?:[>|]\s*|[ \t])+confirm\s+([0-9a-f]{20})\s*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class ParsedMail:
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
     silent: str = ""  # why the bot must not answer; '' when it may
+    via_list: tuple[str, ...] = ()  # the list headers it carries (List-Id, List-Post)
     lines: tuple[CommandLine, ...] = ()  # known and unknown command lines, in order
     over_limit: tuple[CommandLine, ...] = ()  # command lines past max_lines
     notes: tuple[str, ...] = ()
@@ -103,25 +114,25 @@ class Command(Protocol):
 
 
 def parse(raw: bytes, bot_address: str, loop_id: str = "", max_lines: int = 5,
-          subaddress: bool = False, list_address: str = "") -> ParsedMail:
+          subaddress: bool = False, lists: ListRule | None = None) -> ParsedMail:
     """Read the command lines of ``raw``. Never raises: unreadable mail is silent."""
     try:
-        return _parse(raw, bot_address.lower(), loop_id.lower(), max_lines, subaddress,
-                      list_address.lower())
+        return _parse(raw, bot_address.lower(), loop_id.lower(), max_lines, subaddress, lists)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
         return ParsedMail("", "", "", "", silent=f"unreadable mail: {type(exc).__name__}: {exc}")
 
 
 def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
-           list_address: str) -> ParsedMail:
+           lists: ListRule | None) -> ParsedMail:
     msg = mail.parse_bytes(raw)
     msgid, _ = mail.message_id(msg, raw)
     from_name, from_addr = mail.address(msg, "From")
-    subject = mail.header(msg, "Subject")
-    base = dict(msgid=msgid, subject=subject, from_name=from_name, from_addr=from_addr,
+    subject = clip(mail.header(msg, "Subject"))
+    base = dict(msgid=msgid, subject=subject, from_name=clip(from_name), from_addr=from_addr,
                 in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
-                references=tuple(mail.msgid_list(mail.header(msg, "References"))))
-    silent = silence.silence_reason(msg, from_addr, bot, loop_id, list_address)
+                references=tuple(mail.msgid_list(mail.header(msg, "References"))),
+                via_list=tuple(list_headers(msg)))
+    silent = duplicate_headers(msg) or silence.silence_reason(msg, from_addr, bot, loop_id, lists)
     if silent:
         return ParsedMail(**base, silent=silent)
     text, note = mailtext.body_text(msg)
@@ -132,6 +143,8 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
     if line is not None:
         found.append(line)
     found += body_commands(text)
+    if base["in_reply_to"] and not any(c.name == "confirm" for c in found):
+        found += quoted_confirm(text)
     unique: list[CommandLine] = []
     for c in found:
         # The Subject and a reply's body often say the same thing (Re: confirm X).
@@ -140,6 +153,31 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
             unique.append(c)
     return ParsedMail(**base, lines=tuple(unique[:max_lines]),
                       over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
+
+
+def duplicate_headers(msg) -> str:
+    """Why the mail is refused for carrying a header twice, or ''."""
+    twice = [name for name in SINGLE_HEADERS if len(msg.get_all(name) or []) > 1]
+    if not twice:
+        return ""
+    return (f"refused: more than one {', '.join(twice)} header (a mail carries each once; "
+            "a second copy is how a signed mail is replayed with other meaning)")
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text)} characters]"
+
+
+def quoted_confirm(text: str) -> list[CommandLine]:
+    """In a reply, the quoted token line of a confirmation request: replying to
+    the request is enough (the token never travels in a Subject)."""
+    match = _QUOTED_CONFIRM.search(text)
+    if match is None:
+        return []
+    return [CommandLine(f"confirm {match.group(1)}", "confirm", (match.group(1),), "quoted")]
 
 
 def subject_command(subject: str) -> CommandLine | None:
@@ -184,15 +222,15 @@ def body_commands(text: str) -> list[CommandLine]:
 
 def read_line(text: str, source: str) -> CommandLine | None:
     """A command line, an unknown one with a hint, or None for prose."""
-    words = text.split()
+    words = text[:MAX_ECHO].split()  # the arguments, like the echo, come from the cut line
     if not words:
         return None
     word = words[0].lower().rstrip(":.,!")
     if word in BY_NAME:
-        return CommandLine(text.strip(), word, tuple(words[1:]), source)
+        return CommandLine(clip(text.strip()), word, tuple(words[1:]), source)
     hint = did_you_mean(word)
-    if hint and len(words) <= 4:
-        return CommandLine(text.strip(), "", tuple(words[1:]), source, hint)
+    if hint and len(text.split(maxsplit=4)) <= 4:
+        return CommandLine(clip(text.strip()), "", tuple(words[1:]), source, hint)
     return None
 
 
@@ -254,7 +292,10 @@ class Subscribe:
         glob = line.args[0] if line.args else "*"
         if subscriptions.has(ctx.db, ctx.sender, glob):
             return Result(IGNORED, [f"{ctx.sender} is already subscribed to {_what(glob)}."])
-        ctx.ask_confirmation(self.name, [glob], f"subscribe {ctx.sender} to {_what(glob)}")
+        problem = ctx.ask_confirmation(self.name, [glob],
+                                       f"subscribe {ctx.sender} to {_what(glob)}")
+        if problem:
+            return Result(IGNORED, [problem])
         return Result(DONE, [f"Confirmation needed to subscribe {ctx.sender} to "
                              f"{_what(glob)} (see below)."])
 
@@ -285,7 +326,10 @@ class Unsubscribe:
             have = ", ".join(current) or "nothing"
             return Result(IGNORED, [f"{ctx.sender} is not subscribed to {_what(glob)} "
                                     f"(subscribed to: {have})."])
-        ctx.ask_confirmation(self.name, [glob], f"unsubscribe {ctx.sender} from {_what(glob)}")
+        problem = ctx.ask_confirmation(self.name, [glob],
+                                       f"unsubscribe {ctx.sender} from {_what(glob)}")
+        if problem:
+            return Result(IGNORED, [problem])
         return Result(DONE, [f"Confirmation needed to unsubscribe {ctx.sender} from "
                              f"{_what(glob)} (see below)."])
 

@@ -13,11 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import command_runner, commands, config
+from bot import classify, command_runner, commands, config
 from bot.commands import glob_matches, msgid_argument
+from bot.lists import ListRule
 
 BOT = "bpbot@backports.example.org"
 LIST = "backports@vger.kernel.org"
+LISTS = ListRule(LIST, "backports.vger.kernel.org", ("*@vger.kernel.org", "*@lists.*"))
 
 
 def mail(body: str, subject: str = "commands for the bot", *, frm: str = "Jane Reader <jane@example.org>",
@@ -188,13 +190,23 @@ CASES = [
     ("exchange-auto-reply", mail("help\n", extra="X-Auto-Response-Suppress: All\n"),
      Want(silent="X-Auto-Response-Suppress")),
     ("no-from", mail("help\n", frm=""), Want(silent="From")),
+    ("duplicate-in-reply-to", mail("help\n", extra="In-Reply-To: <a@x>\nIn-Reply-To: <b@x>\n"),
+     Want(silent="more than one In-Reply-To header")),
+    ("duplicate-from", mail("help\n", extra="From: Luis <maintainer@backports.example.org>\n"),
+     Want(silent="more than one From header")),
+    ("quoted-token-in-a-reply", mail("OK\n\n> Hi,\n>\n>     confirm 0123456789abcdef0123\n",
+                                     subject="Re: subscribe", extra="In-Reply-To: <r@x>\n"),
+     Want(("confirm 0123456789abcdef0123",))),
+    ("quoted-token-outside-a-reply", mail("> Hi,\n>     confirm 0123456789abcdef0123\n"), Want()),
+    ("long-line-is-cut", mail("status " + "w" * 5000 + "\n"),
+     Want(("status " + "w" * 193,))),  # the arguments come from the cut line
     ("garbage", b"\x00\xff\xfe not a mail", Want(silent="From")),
 ]
 
 
 @pytest.mark.parametrize(("raw", "want"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_parse(raw: bytes, want: Want):
-    parsed = commands.parse(raw, BOT, BOT, max_lines=5, list_address=LIST)
+    parsed = commands.parse(raw, BOT, BOT, max_lines=5, lists=LISTS)
     if want.silent:
         assert want.silent in parsed.silent
         assert parsed.lines == ()
@@ -336,3 +348,16 @@ def test_broken_commands_table_names_the_key(tmp_path, old: str, new: str, key: 
     with pytest.raises(config.ConfigError) as info:
         config.load(path, base_dir=tmp_path)
     assert info.value.key == key and problem in info.value.problem
+
+
+@pytest.mark.parametrize("raw", [
+    mail("help\n", extra="Return-Path: <>\n"),  # null sender, but no bounce
+    mail("Your mail could not be delivered.\n", subject="failure notice",
+         extra="Return-Path: <>\n"),
+    mail("help\n", frm="MAILER-DAEMON@example.net"),
+    mail("help\n"),
+], ids=["empty-return-path", "empty-return-path-and-failure-subject", "mailer-daemon", "person"])
+def test_classify_and_the_commands_share_one_bounce_rule(raw: bytes):
+    is_bounce = classify.classify(raw, BOT, BOT).kind == classify.BOUNCE
+    parsed = commands.parse(raw, BOT, BOT, lists=LISTS)
+    assert is_bounce == parsed.silent.startswith("a bounce"), parsed.silent
