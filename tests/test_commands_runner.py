@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
-from bot import command_runner, config, layout, series, spool, subscriptions, tracker
+from bot import command_runner, config, demo_commands, layout, series, spool, subscriptions, tracker
 from bot.state import State
 
 BOT = "bpbot@backports.example.org"
@@ -469,3 +469,15 @@ def test_sub_address_commands_when_the_rules_allow_them(env):
         e.spool(raw.replace(b"sub-1", b"sub-2"))  # handled once: the first is not seen again
         assert e.run() == replies
         e.take(replies)
+
+
+def test_the_demos_answer_to_a_confirmation_request_confirms(env):
+    """`bpbot demo` answers the request the way a reader would (bot/demo_commands.py)."""
+    e = env()
+    e.send("subscribe backport-include/*\n", frm=demo_commands.READER)
+    e.run()
+    [request] = e.take(1)
+    e.spool(demo_commands.confirmation(BOT, request))
+    e.run()
+    [done] = e.take(1)
+    assert "Subscribed rafael.oliveira@example.net" in said(done)
