@@ -40,6 +40,7 @@ class Context:
     pending: list[dict] = field(default_factory=list)  # actions waiting for a confirmation
     summaries: list[str] = field(default_factory=list)
     token: str = ""  # the token being confirmed, while confirming
+    signature_used: bool = False  # this mail's DKIM signature has run a retest
 
     @property
     def sender(self) -> str:
@@ -255,12 +256,13 @@ def dkim_retest(ctx: Context, version: dict, full: bool) -> Result:
                                 f"{ctx.dkim.why}."])
     used = ctx.db.conn.execute("SELECT msgid, used_at FROM dkim_used WHERE signature = ?",
                                (ctx.dkim.signature,)).fetchone()
-    if used is not None:
+    if used is not None and not ctx.signature_used:  # another line of this mail is fine
         log.warning("replayed DKIM signature in %s (first used by %s)", ctx.mail.msgid, used[0])
         return Result(IGNORED, [f"This DKIM signature already asked for a retest, in "
                                 f"<{used[0]}> on {when(used[1])}; a signed mail works once."])
-    ctx.db.conn.execute("INSERT INTO dkim_used (signature, msgid, used_at) VALUES (?,?,?)",
-                        (ctx.dkim.signature, ctx.mail.msgid, ctx.now))
+    ctx.db.conn.execute("INSERT OR IGNORE INTO dkim_used (signature, msgid, used_at)"
+                        " VALUES (?,?,?)", (ctx.dkim.signature, ctx.mail.msgid, ctx.now))
+    ctx.signature_used = True
     return Result(DONE, [queue_retest(ctx, version, full, "dkim")])
 
 

@@ -1,14 +1,14 @@
 """Mail commands: parsing (pure) and the small command classes.
 
 ``parse(raw, ...)`` reads a mail addressed to the bot and says which lines
-are commands, or why the bot must stay silent. It is a pure function of
-the bytes: no database, disk or network. A command counts only at the very
-start of a line (column 0) of the first text part or in the Subject; quoted
-lines (``>``) never count, nor anything below a signature or a quoted
-original. Lines whose first word is not a command are prose and are
-skipped, except a close misspelling of a command, which is answered as
-unknown with a did-you-mean hint. At most ``max_lines`` command lines are
-read; the rest are listed as ignored.
+are commands, or why the bot must stay silent; a pure function of the bytes.
+A command counts only at the very start of a line (column 0) of the first
+text part or in the Subject; quoted lines (``>``) never count (except, in a
+reply, the quoted token line of a confirmation request), nor anything below
+a signature or a quoted original. Other lines are prose and are skipped,
+except a close misspelling of a command (answered with a did-you-mean
+hint). At most ``max_lines`` command lines are read; each is cut to
+``MAX_ECHO`` characters.
 
 The commands themselves are small classes (Mailman's ``commands/``): a
 ``name``, an ``argument_description``, a one-line ``description``, an
@@ -21,13 +21,12 @@ is an explicit tuple; its order is the order of ``help``. Acting is done by
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import mail, mailtext, silence
+from . import mail, mailtext, silence, subscriptions
 from .lists import ListRule, list_headers
 
 if TYPE_CHECKING:
@@ -41,13 +40,7 @@ _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin fo
 _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 _GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
 MAX_SUBJECT_WORDS_FOR_HINT = 3
-# Anything of the mail a reply repeats is cut to this many characters: a reply
-# must never be a bigger copy of what a forged sender mailed.
-MAX_ECHO = 200
-# Headers a mail carries at most once (RFC 5322). Two copies let a replayed,
-# DKIM-signed mail say one thing to the signature and another to the bot.
-SINGLE_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To",
-                  "References")
+MAX_ECHO = 200  # a reply must never be a bigger copy of what a forged sender mailed
 # The token line of a confirmation request, as a reply quotes it.
 _QUOTED_CONFIRM = re.compile(r"^(?:[>|]\s*|[ \t])+confirm\s+([0-9a-f]{20})\s*$", re.M)
 
@@ -59,7 +52,7 @@ class CommandLine:
     text: str
     name: str
     args: tuple[str, ...]
-    source: str  # subject, body, address
+    source: str  # subject, body, address, quoted
     hint: str = ""  # for unknown lines: the command it probably meant
 
     @property
@@ -132,7 +125,7 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
                 in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
                 references=tuple(mail.msgid_list(mail.header(msg, "References"))),
                 via_list=tuple(list_headers(msg)))
-    silent = duplicate_headers(msg) or silence.silence_reason(msg, from_addr, bot, loop_id, lists)
+    silent = silence.silence_reason(msg, from_addr, bot, loop_id, lists)
     if silent:
         return ParsedMail(**base, silent=silent)
     text, note = mailtext.body_text(msg)
@@ -153,15 +146,6 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
             unique.append(c)
     return ParsedMail(**base, lines=tuple(unique[:max_lines]),
                       over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
-
-
-def duplicate_headers(msg) -> str:
-    """Why the mail is refused for carrying a header twice, or ''."""
-    twice = [name for name in SINGLE_HEADERS if len(msg.get_all(name) or []) > 1]
-    if not twice:
-        return ""
-    return (f"refused: more than one {', '.join(twice)} header (a mail carries each once; "
-            "a second copy is how a signed mail is replayed with other meaning)")
 
 
 def clip(text: str, limit: int = MAX_ECHO) -> str:
@@ -249,14 +233,6 @@ def msgid_argument(value: str) -> str:
     return value if "@" in value else ""
 
 
-def glob_matches(glob: str, paths: list[str]) -> list[str]:
-    """The paths a subscription glob covers: fnmatch, or a folder prefix."""
-    if glob == "*":
-        return list(paths) or ["*"]
-    folder = glob.rstrip("/") + "/"
-    return [p for p in paths if fnmatch.fnmatchcase(p, glob) or p.startswith(folder)]
-
-
 # --- the commands ----------------------------------------------------------
 
 
@@ -288,7 +264,6 @@ class Subscribe:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import subscriptions
         glob = line.args[0] if line.args else "*"
         if subscriptions.has(ctx.db, ctx.sender, glob):
             return Result(IGNORED, [f"{ctx.sender} is already subscribed to {_what(glob)}."])
@@ -300,7 +275,6 @@ class Subscribe:
                              f"{_what(glob)} (see below)."])
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import subscriptions
         glob = action["args"][0]
         if not subscriptions.add(ctx.db, ctx.sender, glob, ctx.now, ctx.token):
             return f"{ctx.sender} was already subscribed to {_what(glob)}."
@@ -319,7 +293,6 @@ class Unsubscribe:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import subscriptions
         glob = line.args[0] if line.args else "all"
         current = subscriptions.globs(ctx.db, ctx.sender)
         if not current or (glob != "all" and glob not in current):
@@ -334,7 +307,6 @@ class Unsubscribe:
                              f"{_what(glob)} (see below)."])
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import subscriptions
         glob = action["args"][0]
         removed = subscriptions.remove(ctx.db, ctx.sender, glob)
         if not removed:

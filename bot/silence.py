@@ -18,6 +18,10 @@ _BOUNCE_SUBJECT = re.compile(
 _BOT_SENDERS = re.compile(
     r"^(.*[._+-])?(no-?reply|do-?not-?reply|bounces?|daemon|robot|bot|notifications?)$"
     r"|^(lkp|syzbot|patchwork|kernelci|ci|jenkins|buildbot|gitlab|github)$", re.I)
+# Headers a mail carries at most once (RFC 5322). Two copies let a replayed,
+# DKIM-signed mail say one thing to the signature and another to the bot.
+SINGLE_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To",
+                  "References")
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-bpbot-Verdict",
                  "X-bpbot-Commands", "X-Patchwork-Hint")
 
@@ -38,9 +42,20 @@ def _null_sender(msg) -> bool:
     return mail.header(msg, "Return-Path").replace(" ", "") == "<>"
 
 
+def duplicate_headers(msg) -> str:
+    """Why the mail is refused for carrying a header twice, or ''."""
+    twice = [name for name in SINGLE_HEADERS if len(msg.get_all(name) or []) > 1]
+    if not twice:
+        return ""
+    return (f"refused: more than one {', '.join(twice)} header (a mail carries each once; "
+            "a second copy is how a signed mail is replayed with other meaning)")
+
+
 def silence_reason(msg, from_addr: str, bot: str, loop_id: str = "",
                    lists: ListRule | None = None) -> str:
     """Why this mail must never be answered, or ''. Pure."""
+    if (twice := duplicate_headers(msg)):
+        return twice
     if not from_addr or "@" not in from_addr:
         return "no usable From address"
     local, _, domain = from_addr.partition("@")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import fnmatch
 import logging
 import textwrap
 from email.message import EmailMessage
@@ -20,7 +21,6 @@ from email.message import EmailMessage
 import sqlite_utils
 
 from . import outbox
-from .commands import glob_matches
 from .config import Rules
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,14 @@ def remove(db: sqlite_utils.Database, address: str, glob: str) -> list[str]:
         db.conn.execute("DELETE FROM subscriptions WHERE address = ? AND glob = ?", (address, g))
         log.info("unsubscribed %s from %s", address, g)
     return removed
+
+
+def glob_matches(glob: str, paths: list[str]) -> list[str]:
+    """The paths a subscription glob covers: fnmatch, or a folder prefix."""
+    if glob == "*":
+        return list(paths) or ["*"]
+    folder = glob.rstrip("/") + "/"
+    return [p for p in paths if fnmatch.fnmatchcase(p, glob) or p.startswith(folder)]
 
 
 def matching(db: sqlite_utils.Database, paths: list[str]) -> dict[str, tuple[str, list[str]]]:

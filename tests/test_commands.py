@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import classify, command_runner, commands, config
-from bot.commands import glob_matches, msgid_argument
+from bot.commands import msgid_argument
 from bot.lists import ListRule
+from bot.subscriptions import glob_matches
 
 BOT = "bpbot@backports.example.org"
 LIST = "backports@vger.kernel.org"

@@ -157,6 +157,17 @@ def test_a_used_dkim_signature_works_once(env, dkim_key):
     assert e.state.one("SELECT COUNT(*) AS n FROM retests")["n"] == 1
 
 
+def test_one_signed_mail_may_ask_for_several_retests(env, dkim_key):
+    key, records = dkim_key
+    e = _dkim_env(env)
+    text = f"retest <{D_MSGID}>\nretest <{A_COVER}>\n"
+    e.spool(_signed(_maintainer_retest("luis-3@backports.example.org", text=text), key))
+    e.run(dnsfunc=_dns(records))
+    [reply] = e.take(1)
+    assert said(reply).count("Queued a retest of v1") == 2
+    assert set(_states(e).values()) == {"ready"}
+
+
 # --- reflection ------------------------------------------------------------
 
 
