@@ -48,6 +48,7 @@ def process_pending(state: State, rules: Rules, clock: Callable[[], float] | Non
     clock = clock or time.time
     replies = 0
     known = known_senders(state, rules)
+    start = clock()
     for row in by_priority(pending(state, rules), rules, known):
         at = clock()
         try:
@@ -57,7 +58,19 @@ def process_pending(state: State, rules: Rules, clock: Callable[[], float] | Non
             with state.tx() as db:
                 _record(db, row["msgid"], row["from_addr"], "error",
                         f"{type(exc).__name__}: {exc}", at)
+    _log_over_limit(state, rules, start)
     return replies
+
+
+def _log_over_limit(state: State, rules: Rules, start: float) -> None:
+    """One line a pass (not one a mail: a flood would flood the log too)."""
+    dropped = state.one("SELECT COUNT(*) AS n FROM command_mails WHERE outcome = 'dropped'"
+                        " AND processed_at >= ?", (start,))["n"]
+    waiting = len(pending(state, rules))
+    if dropped or waiting:
+        log.warning("command replies: the overall limit of %d an hour is reached: %d mail(s) "
+                    "from strangers dropped, %d from maintainers and subscribers wait",
+                    rules.commands.overall_per_hour, dropped, waiting)
 
 
 def pending(state: State, rules: Rules) -> list[dict]:
@@ -150,14 +163,12 @@ def over_overall_limit(db, rules: Rules, msgid: str, sender: str, at: float,
     """Past the overall limit: a known sender's mail waits, anyone else's is dropped."""
     n = rules.commands.overall_per_hour
     if sender in known:
-        log.warning("command mail %s from %s waits: the overall limit of %d replies an hour "
-                    "is reached", msgid, sender, n)
+        log.debug("command mail %s from %s waits for the next hour", msgid, sender)
         return 0
     _record(db, msgid, sender, "dropped", f"the overall limit of {n} replies an hour was "
             "reached; mail from senders who are not maintainers or subscribers is not kept "
             "for later", at)
-    log.warning("command mail %s from %s dropped: the overall limit of %d replies an hour is "
-                "reached", msgid, sender, n)
+    log.debug("command mail %s from %s dropped", msgid, sender)
     return 0
 
 
