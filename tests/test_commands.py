@@ -340,6 +340,8 @@ def test_commands_table_is_optional(tmp_path):
      "unknown key"),
     ("per_sender_per_hour = 10", "per_sender_per_hour = -1", "commands.per_sender_per_hour",
      "positive"),
+    ('list_addresses = ["*@vger.kernel.org", "*@lists.*"]', 'list_addresses = ["lists.*"]',
+     "commands.list_addresses", "entry 0 must be an address pattern"),
 ])
 def test_broken_commands_table_names_the_key(tmp_path, old: str, new: str, key: str,
                                              problem: str):
