@@ -1,4 +1,4 @@
--- Migration 004: guards for mail commands (issue "A hostile patch can stop
+-- Migration 005: guards for mail commands (issue "A hostile patch can stop
 -- the bot for good").
 
 -- DKIM signatures that already ran a maintainer's retest (sha256 of b=): a
