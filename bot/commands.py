@@ -136,7 +136,7 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
     if line is not None:
         found.append(line)
     found += body_commands(text)
-    if base["in_reply_to"] and not any(c.name == "confirm" for c in found):
+    if (base["in_reply_to"] or base["references"]) and not any(c.name == "confirm" for c in found):
         found += quoted_confirm(text)
     unique: list[CommandLine] = []
     for c in found:
