@@ -21,6 +21,7 @@ is an explicit tuple; its order is the order of ``help``. Acting is done by
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 _GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
 MAX_SUBJECT_WORDS_FOR_HINT = 3
 MAX_ECHO = 200  # a reply must never be a bigger copy of what a forged sender mailed
-# The token line of a confirmation request, as a reply quotes it.
-_QUOTED_CONFIRM = re.compile(r"^(?:[>|]\s*|[ \t])+confirm\s+([0-9a-f]{20})\s*$", re.M)
+MAX_BODY_LINES = 1000  # lines of the body read for commands
+# A request's token line as a reply quotes it; one class, no nested repeats (ReDoS).
+_QUOTED_CONFIRM = re.compile(r"^[ \t>|]+confirm[ \t]+([0-9a-f]{20})[ \t\r]*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -138,12 +140,10 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
     found += body_commands(text)
     if (base["in_reply_to"] or base["references"]) and not any(c.name == "confirm" for c in found):
         found += quoted_confirm(text)
-    unique: list[CommandLine] = []
+    first: dict[str, CommandLine] = {}  # the Subject and the body may say the same thing
     for c in found:
-        # The Subject and a reply's body often say the same thing (Re: confirm X).
-        if not any(" ".join(c.text.lower().split()) == " ".join(u.text.lower().split())
-                   for u in unique):
-            unique.append(c)
+        first.setdefault(" ".join(c.text.lower().split()), c)
+    unique = list(first.values())
     return ParsedMail(**base, lines=tuple(unique[:max_lines]),
                       over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
 
@@ -156,8 +156,7 @@ def clip(text: str, limit: int = MAX_ECHO) -> str:
 
 
 def quoted_confirm(text: str) -> list[CommandLine]:
-    """In a reply, the quoted token line of a confirmation request: replying to
-    the request is enough (the token never travels in a Subject)."""
+    """In a reply, the quoted token line of a confirmation request (not in its Subject)."""
     match = _QUOTED_CONFIRM.search(text)
     if match is None:
         return []
@@ -192,7 +191,8 @@ def address_commands(addresses: list[str], bot: str) -> list[CommandLine]:
 
 def body_commands(text: str) -> list[CommandLine]:
     out = []
-    for raw_line in text.splitlines():
+    # Commands sit at the top; every line of 10 MB (a did-you-mean each) takes minutes.
+    for raw_line in itertools.islice(text.splitlines(), MAX_BODY_LINES):
         line = raw_line.rstrip()
         if _CUT.match(line):
             break

@@ -7,6 +7,7 @@ parse() is a pure function of the bytes; nothing here touches state.
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -364,3 +365,15 @@ def test_classify_and_the_commands_share_one_bounce_rule(raw: bytes):
     is_bounce = classify.classify(raw, BOT, BOT).kind == classify.BOUNCE
     parsed = commands.parse(raw, BOT, BOT, lists=LISTS)
     assert is_bounce == parsed.silent.startswith("a bounce"), parsed.silent
+
+
+@pytest.mark.parametrize(("body", "reply"), [
+    ("> " * 24 + "x\n", True),  # nested repeats in a regex took 2^n steps on such a line
+    ("subscibx compat\n" * 200_000, False),  # a did-you-mean for each of 200,000 lines
+], ids=["quoted-line-redos", "many-prose-lines"])
+def test_a_hostile_body_is_read_in_bounded_time(body: str, reply: bool):
+    raw = mail(body, extra="In-Reply-To: <r@x>\n" if reply else "")
+    started = time.monotonic()
+    parsed = commands.parse(raw, BOT, BOT, lists=LISTS)
+    assert time.monotonic() - started < 10  # was 25 s and 77 s; now well under 1 s
+    assert parsed.silent == ""
