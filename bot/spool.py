@@ -7,8 +7,9 @@ With ``lists`` (the daemon's sources; ``bpbot check`` reads local files and
 passes none), a patch or cover letter that did not come through the list is
 kept as kind ``direct`` and never tested: its report would Cc the list about
 mail the list never saw. When the same Message-ID arrives twice with other
-bytes, the first copy is used, unless only the second carries the list's
-List-Id: then the list's copy is used and the other is kept in quarantine.
+bytes, the first copy is used, unless it did not come through the list and
+the second carries the list's List-Id: then the list's copy is used and the
+other is kept in quarantine.
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ def not_through_list(c: cls.Classified, raw: bytes, lists: ListRule) -> cls.Clas
 
 
 def _prefer_list_copy(db, msgid: str, old: bytes, new: bytes, lists: ListRule) -> bool:
-    """When only the new copy carries the list's List-Id, move the old one aside
-    (quarantine, nothing lost) so the list's copy takes the Message-ID."""
-    if not lists.carries_our_list_id(_headers(new)) or lists.carries_our_list_id(_headers(old)):
+    """When the first copy did not come through the list and the new one carries
+    the list's List-Id, move the first aside (quarantine, nothing lost) so the
+    list's copy takes the Message-ID. A first copy that came through the list
+    stays: a List-Id is easily forged, and a later copy must not swap the
+    patch of a series already seen on the list."""
+    if lists.came_through_list(_headers(old)) or not lists.carries_our_list_id(_headers(new)):
         return False
     aside = f"{msgid}#conflict-{sha256(old).hexdigest()[:16]}"
     if db.conn.execute("SELECT 1 FROM messages WHERE msgid = ?", (aside,)).fetchone():

@@ -1,7 +1,7 @@
 """Patches mailed straight to the bot, not through the list (issue "A hostile
 patch can stop the bot for good"): recorded, not tested (their report would
-Cc the list about mail it never saw); and of two copies of one Message-ID,
-the one that carries the list's List-Id is used.
+Cc the list about mail it never saw); and when a direct copy came first, the
+list's copy (its List-Id) of the same Message-ID replaces it.
 """
 
 from __future__ import annotations
@@ -46,16 +46,21 @@ def test_a_patch_mailed_to_the_bot_is_recorded_not_tested(tmp_path):
     assert [v["state"] for v in state.query("SELECT state FROM versions")] == ["ready"]
 
 
-def test_the_list_copy_wins_over_an_earlier_copy_without_its_list_id(tmp_path):
+def test_a_later_copy_with_a_list_id_cannot_swap_a_patch_seen_on_the_list(tmp_path):
+    """A List-Id is easily forged: a copy of a list patch with other content
+    and the list's List-Id stays in quarantine; the patch tested is the first."""
     rules, state, box, source = _local_source(tmp_path)
-    cc = SAMPLE["09"].read_bytes()  # To: the list, so it came through it as far as anyone knows
-    listed = b"List-Id: Backports <backports.vger.kernel.org>\n" + cc
-    for raw in (cc, listed, cc):  # a third copy without the List-Id changes nothing
+    first = SAMPLE["09"].read_bytes()  # To: the list
+    forged = b"List-Id: Backports <backports.vger.kernel.org>\n" + \
+        first.replace(b"return del_timer_sync", b"return evil(); del_timer_sync", 1)
+    assert forged.count(b"evil") == 1
+    for raw in (first, forged):
         box.add(raw)
         source.poll()
     [main] = state.query("SELECT raw, kind FROM messages WHERE msgid NOT LIKE '%#conflict-%'")
-    assert bytes(main["raw"]) == listed and main["kind"] == "patch"
-    assert state.one("SELECT COUNT(*) AS n FROM messages")["n"] == 2
+    assert bytes(main["raw"]) == first and main["kind"] == "patch"
+    [aside] = state.query("SELECT raw, kind FROM messages WHERE msgid LIKE '%#conflict-%'")
+    assert bytes(aside["raw"]) == forged and aside["kind"] == "quarantine"
 
 
 def test_check_still_tests_local_patches_without_a_list(tmp_path):
