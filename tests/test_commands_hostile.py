@@ -168,6 +168,29 @@ def test_one_signed_mail_may_ask_for_several_retests(env, dkim_key):
     assert set(_states(e).values()) == {"ready"}
 
 
+def test_many_signatures_cost_at_most_three_dns_lookups(env, dkim_key):
+    """Each check is a DNS lookup (a timeout each, for a slow server): a forged
+    mail with many signatures must not hold the runner."""
+    key, records = dkim_key
+    e = _dkim_env(env)
+    raw = _maintainer_retest("luis-many@backports.example.org")
+    for domain in [b"backports.example.org"] * 8 + [b"elsewhere.example.net"] * 8:
+        raw = _signed(raw, key, domain).replace(b"\r\n", b"\n")
+    raw = raw.replace(b"retest full", b"retest  full")  # none verifies any more
+    lookups: list[bytes] = []
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        lookups.append(name)
+        return records.get(name)
+
+    e.spool(raw)
+    e.run(dnsfunc=dns)
+    [reply] = e.take(1)
+    assert len(lookups) == 3
+    assert "not checked: too many signatures" in said(reply)
+    assert set(_states(e).values()) == {"done"}
+
+
 # --- reflection ------------------------------------------------------------
 
 
