@@ -58,12 +58,14 @@ def process_pending(state: State, rules: Rules, clock: Callable[[], float] | Non
             with state.tx() as db:
                 _record(db, row["msgid"], row["from_addr"], "error",
                         f"{type(exc).__name__}: {exc}", at)
-    _log_over_limit(state, rules, start)
+    _log_over_limit(state, rules, start, clock())
     return replies
 
 
-def _log_over_limit(state: State, rules: Rules, start: float) -> None:
+def _log_over_limit(state: State, rules: Rules, start: float, at: float) -> None:
     """One line a pass (not one a mail: a flood would flood the log too)."""
+    if replies_in_window(state.db, at) < rules.commands.overall_per_hour:
+        return
     dropped = state.one("SELECT COUNT(*) AS n FROM command_mails WHERE outcome = 'dropped'"
                         " AND processed_at >= ?", (start,))["n"]
     waiting = len(pending(state, rules))
