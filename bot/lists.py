@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.message import Message
 
 from . import mail
+from .config import Rules
 
 DIRECT = "direct"  # the kind of a patch mailed to the bot, not through the list
 LIST_HEADERS = ("List-Id", "List-Post")
@@ -28,7 +29,7 @@ class ListRule:
     patterns: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, rules) -> ListRule:  # noqa: ANN001 - bot.config.Rules (config imports nothing here)
+    def of(cls, rules: Rules) -> ListRule:
         address = rules.list_address.lower()
         return cls(address, address.replace("@", "."), tuple(rules.commands.list_addresses))
 
