@@ -22,6 +22,7 @@ import sqlite_utils
 
 from . import outbox
 from .config import Rules
+from .lists import ListRule
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,16 @@ def queue_copies(db: sqlite_utils.Database, rules: Rules, version: dict, msg: Em
                  paths: list[str], run_id: int) -> int:
     """Queue a copy of the report ``msg`` for every matching subscriber; returns how many.
 
-    Addresses that get the report anyway (To/Cc) and the bot itself get no copy.
+    Addresses that get the report anyway (To/Cc), the bot itself and mailing
+    lists (subscribed before lists were refused) get no copy.
     """
     already = {a.lower() for _, a in email.utils.getaddresses(
         [str(v) for v in (msg.get_all("To") or []) + (msg.get_all("Cc") or [])])}
     already.add(rules.bot_address)
     queued = 0
+    lists = ListRule.of(rules)
     for address, (glob, hits) in matching(db, paths).items():
-        if address in already:
+        if address in already or lists.is_list_address(address):
             continue
         copy = copy_message(rules, msg, address, glob, hits)
         key = f"copy:{version['id']}:{run_id}:{address}"

@@ -43,7 +43,8 @@ def test_copies_are_queued_once_for_matching_subscribers_only(tmp_path):
                               ("b@example.org", "compat/*"),
                               ("c@example.org", "*"),
                               ("marek.nowak@example.com", "*"),  # the author has it anyway
-                              ("backports@vger.kernel.org", "*")]:  # so has the list
+                              ("backports@vger.kernel.org", "*"),  # so has the list
+                              ("linux-wireless@vger.kernel.org", "*")]:  # a list: never
             subscriptions.add(db, address, glob, 0.0)
     version = {"id": 7}
     paths = ["backport-include/linux/timer.h"]
