@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlite_utils
 
-from . import command_dkim, commands
+from . import command_dkim
 from . import status as status_table
-from .commands import DONE, IGNORED, ParsedMail, Result
+from .command_types import DONE, IGNORED, ParsedMail, Result, msgid_argument
 from .config import Rules
 from .state import State, dumps, loads
 
@@ -60,6 +62,13 @@ class Context:
         return ""
 
 
+class Confirmable(Protocol):
+    """A command that waits for a token (bot/commands.py: CONFIRMABLE)."""
+
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        """Carry out an action of a confirmed token; one line saying what happened."""
+
+
 def when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
 
@@ -85,7 +94,8 @@ def issue_token(ctx: Context) -> tuple[str, float]:
     return token, expires
 
 
-def confirm(ctx: Context, token: str) -> Result:
+def confirm(ctx: Context, token: str, confirmable: Mapping[str, Confirmable]) -> Result:
+    """Carry out the actions of ``token`` with the commands that stored them."""
     row = ctx.db.conn.execute("SELECT address, actions, expires_at, used_at FROM tokens"
                               " WHERE token = ?", (token,)).fetchone()
     if row is None:
@@ -106,7 +116,7 @@ def confirm(ctx: Context, token: str) -> Result:
     ctx.db.conn.execute("UPDATE tokens SET used_at = ?, used_by = ? WHERE token = ?",
                         (ctx.now, ctx.mail.msgid, token))
     ctx.token = token
-    done = [commands.CONFIRMABLE[a["command"]].confirmed(ctx, a) for a in loads(actions, [])]
+    done = [confirmable[a["command"]].confirmed(ctx, a) for a in loads(actions, [])]
     return Result(DONE, done or ["Nothing was waiting for this token."])
 
 
@@ -154,8 +164,8 @@ def thread_version(ctx: Context) -> dict | None:
 def status(ctx: Context, args: tuple[str, ...]) -> Result:
     if len(args) == 1 and args[0].lower() == "queue":
         return Result(DONE, queue_lines(ctx))
-    if len(args) == 1 and commands.msgid_argument(args[0]):
-        msgid = commands.msgid_argument(args[0])
+    if len(args) == 1 and msgid_argument(args[0]):
+        msgid = msgid_argument(args[0])
         version = version_for(ctx.db, msgid)
         if version is None:
             return Result(IGNORED, [f"No series with a mail <{msgid}> is known to the bot."])
@@ -225,7 +235,7 @@ def queue_lines(ctx: Context) -> list[str]:
 
 def retest(ctx: Context, args: tuple[str, ...]) -> Result:
     full = any(a.lower() == "full" for a in args)
-    ids = [commands.msgid_argument(a) for a in args if a.lower() != "full"]
+    ids = [msgid_argument(a) for a in args if a.lower() != "full"]
     if ctx.sender not in ctx.rules.commands.maintainers:
         return Result(IGNORED, [f"retest is for the maintainers named in the bot's rules, and "
                                 f"{ctx.sender} is not one of them. To have a series tested "

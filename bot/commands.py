@@ -15,7 +15,7 @@ The commands themselves are small classes (Mailman's ``commands/``): a
 ``example``, ``check(args)`` (pure) and ``process(ctx, line)``. ``REGISTRY``
 is an explicit tuple; its order is the order of ``help``. Acting is done by
 ``bot/command_runner.py`` (one reply per mail) with the helpers in
-``bot/command_actions.py``.
+``bot/command_actions.py``; the data both use is in ``bot/command_types.py``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ import difflib
 import itertools
 import re
 import textwrap
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from . import mail, mailtext, silence, subscriptions
+from . import command_actions, mail, mailtext, silence, subscriptions
+from .command_actions import Confirmable, Context
+from .command_types import DONE, IGNORED, CommandLine, ParsedMail, Result, msgid_argument
 from .lists import ListRule, list_headers
 
-if TYPE_CHECKING:
-    from .command_actions import Context
-
-DONE, IGNORED = "done", "ignored"
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 # Where the mail's own text ends: a signature, or an original quoted without ">".
 _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin forwarded message:)$",
@@ -45,52 +42,6 @@ MAX_ECHO = 200  # a reply must never be a bigger copy of what a forged sender ma
 MAX_BODY_LINES = 1000  # lines of the body read for commands
 # A request's token line as a reply quotes it; one class, no nested repeats (ReDoS).
 _QUOTED_CONFIRM = re.compile(r"^[ \t>|]+confirm[ \t]+([0-9a-f]{20})[ \t\r]*$", re.M)
-
-
-@dataclass(frozen=True)
-class CommandLine:
-    """One line read as a command. ``name`` is '' for an unknown command."""
-
-    text: str
-    name: str
-    args: tuple[str, ...]
-    source: str  # subject, body, address, quoted
-    hint: str = ""  # for unknown lines: the command it probably meant
-
-    @property
-    def word(self) -> str:
-        return self.text.split()[0] if self.text.split() else ""
-
-
-@dataclass(frozen=True)
-class ParsedMail:
-    msgid: str
-    subject: str
-    from_name: str
-    from_addr: str
-    in_reply_to: str = ""
-    references: tuple[str, ...] = ()
-    silent: str = ""  # why the bot must not answer; '' when it may
-    via_list: tuple[str, ...] = ()  # the list headers it carries (List-Id, List-Post)
-    lines: tuple[CommandLine, ...] = ()  # known and unknown command lines, in order
-    over_limit: tuple[CommandLine, ...] = ()  # command lines past max_lines
-    notes: tuple[str, ...] = ()
-
-    @property
-    def is_reply(self) -> bool:
-        return bool(self.in_reply_to or self.references)
-
-    @property
-    def thread(self) -> list[str]:
-        """The messages this mail answers, nearest first."""
-        out = [self.in_reply_to] if self.in_reply_to else []
-        return out + [r for r in reversed(self.references) if r not in out]
-
-
-@dataclass
-class Result:
-    status: str  # DONE or IGNORED
-    lines: list[str] = field(default_factory=list)
 
 
 class Command(Protocol):
@@ -223,16 +174,6 @@ def did_you_mean(word: str) -> str:
     return close[0] if close else ""
 
 
-def msgid_argument(value: str) -> str:
-    """'<a@b>', 'a@b' or a lore link -> 'a@b'; '' when it is not a Message-ID."""
-    value = value.strip()
-    if value.startswith(("http://", "https://")):
-        parts = [p for p in value.split("/") if "@" in p]
-        value = parts[-1] if parts else ""
-    value = mail.normalise_msgid(value)
-    return value if "@" in value else ""
-
-
 # --- the commands ----------------------------------------------------------
 
 
@@ -328,8 +269,7 @@ class Confirm:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
-        return command_actions.confirm(ctx, line.args[0].lower())
+        return command_actions.confirm(ctx, line.args[0].lower(), CONFIRMABLE)
 
 
 class Status:
@@ -343,7 +283,6 @@ class Status:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
         return command_actions.status(ctx, line.args)
 
 
@@ -361,17 +300,12 @@ class Retest:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
         return command_actions.retest(ctx, line.args)
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import command_actions
         return command_actions.retest_confirmed(ctx, action)
 
 
-class Confirmable(Command, Protocol):
-    def confirmed(self, ctx: Context, action: dict) -> str:
-        """Carry out an action of a confirmed token; one line saying what happened."""
 
 
 _SUBSCRIBE, _UNSUBSCRIBE, _RETEST = Subscribe(), Unsubscribe(), Retest()
