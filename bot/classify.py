@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from b4 import LoreSubject
 
 from . import mail, patchmail
+from .silence import bounce_reason
 
 PATCH = "patch"
 COVER = "cover"
@@ -37,10 +38,6 @@ _TRAILER = re.compile(
     r"Signed-off-by|Fixes|Closes|Link|Cc|Nacked-by):\s*(\S.*)$",
     re.M | re.I,
 )
-BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
-_BOUNCE_SUBJECT = re.compile(
-    r"(undeliver|delivery status notification|returned mail|mail delivery (failed|system)|"
-    r"failure notice|delivery failure)", re.I)
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
     if loop_id and any(loop_id.lower() == v.strip().lower()
                        for v in (msg.get_all("X-Loop") or [])):
         return out(OWN, "carries our X-Loop header")
-    if (reason := _bounce_reason(msg, from_addr, subject)):
+    if (reason := bounce_reason(msg, from_addr, subject)):
         return out(BOUNCE, reason)
     auto = mail.header(msg, "Auto-Submitted").lower()
     if auto and auto != "no":
@@ -200,15 +197,3 @@ def _header_problem(msg, raw: bytes) -> str:
 
 def _unquoted(body: str) -> str:
     return "\n".join(line for line in body.splitlines() if not line.startswith(">"))
-
-
-def _bounce_reason(msg, from_addr: str, subject: str) -> str:
-    ctype = msg.get_content_type()
-    if ctype == "multipart/report":
-        return f"delivery report ({msg.get_param('report-type') or 'multipart/report'})"
-    if BOUNCE_SENDERS.match(from_addr or ""):
-        return f"from {from_addr}"
-    return_path = mail.header(msg, "Return-Path")
-    if return_path.replace(" ", "") == "<>" and _BOUNCE_SUBJECT.search(subject):
-        return "empty Return-Path and a delivery-failure subject"
-    return ""

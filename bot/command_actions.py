@@ -9,19 +9,24 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlite_utils
 
-from . import commands
+from . import command_dkim
 from . import status as status_table
-from .commands import DONE, IGNORED, ParsedMail, Result
+from .command_types import DONE, IGNORED, ParsedMail, Result, msgid_argument
 from .config import Rules
 from .state import State, dumps, loads
 
 log = logging.getLogger(__name__)
 QUEUE_STATES = ("running", "ready", "waiting")
 MAX_SEARCH_SERIES = 5
+# Unused, unexpired tokens one address may hold: a forged sender can make the
+# bot mail a stranger a few confirmation requests, not a stream of them.
+MAX_OUTSTANDING_TOKENS = 3
 
 
 @dataclass
@@ -33,18 +38,35 @@ class Context:
     rules: Rules
     mail: ParsedMail
     now: float
-    dkim: tuple[bool, str] = (False, "not checked")  # (passed, why) for maintainers
+    dkim: command_dkim.Verdict = command_dkim.NOT_CHECKED  # for maintainers' retests
     pending: list[dict] = field(default_factory=list)  # actions waiting for a confirmation
     summaries: list[str] = field(default_factory=list)
     token: str = ""  # the token being confirmed, while confirming
+    signature_used: bool = False  # this mail's DKIM signature has run a retest
 
     @property
     def sender(self) -> str:
         return self.mail.from_addr
 
-    def ask_confirmation(self, command: str, args: list[str], summary: str, **extra) -> None:
+    def ask_confirmation(self, command: str, args: list[str], summary: str, **extra) -> str:
+        """'' when the action waits for this mail's token, else why no token is given."""
+        if not self.pending:
+            waiting = outstanding_tokens(self.db, self.sender, self.now)
+            if len(waiting) >= MAX_OUTSTANDING_TOKENS:
+                return (f"{len(waiting)} confirmations already wait for {self.sender}, the "
+                        f"most there can be; answer one of them, or send the command again "
+                        f"after {when(min(waiting))}, when the first expires. If you did not "
+                        "ask for them, ignore them: nothing changes.")
         self.pending.append(dict(command=command, args=list(args), **extra))
         self.summaries.append(summary)
+        return ""
+
+
+class Confirmable(Protocol):
+    """A command that waits for a token (bot/commands.py: CONFIRMABLE)."""
+
+    def confirmed(self, ctx: Context, action: dict) -> str:
+        """Carry out an action of a confirmed token; one line saying what happened."""
 
 
 def when(at: float) -> str:
@@ -52,6 +74,13 @@ def when(at: float) -> str:
 
 
 # --- confirmation tokens ---------------------------------------------------
+
+
+def outstanding_tokens(db: sqlite_utils.Database, address: str, at: float) -> list[float]:
+    """The expiry times of the unused, unexpired tokens of ``address``."""
+    return [r[0] for r in db.conn.execute(
+        "SELECT expires_at FROM tokens WHERE address = ? AND used_at IS NULL AND expires_at > ?",
+        (address, at))]
 
 
 def issue_token(ctx: Context) -> tuple[str, float]:
@@ -65,7 +94,8 @@ def issue_token(ctx: Context) -> tuple[str, float]:
     return token, expires
 
 
-def confirm(ctx: Context, token: str) -> Result:
+def confirm(ctx: Context, token: str, confirmable: Mapping[str, Confirmable]) -> Result:
+    """Carry out the actions of ``token`` with the commands that stored them."""
     row = ctx.db.conn.execute("SELECT address, actions, expires_at, used_at FROM tokens"
                               " WHERE token = ?", (token,)).fetchone()
     if row is None:
@@ -86,7 +116,7 @@ def confirm(ctx: Context, token: str) -> Result:
     ctx.db.conn.execute("UPDATE tokens SET used_at = ?, used_by = ? WHERE token = ?",
                         (ctx.now, ctx.mail.msgid, token))
     ctx.token = token
-    done = [commands.CONFIRMABLE[a["command"]].confirmed(ctx, a) for a in loads(actions, [])]
+    done = [confirmable[a["command"]].confirmed(ctx, a) for a in loads(actions, [])]
     return Result(DONE, done or ["Nothing was waiting for this token."])
 
 
@@ -134,8 +164,8 @@ def thread_version(ctx: Context) -> dict | None:
 def status(ctx: Context, args: tuple[str, ...]) -> Result:
     if len(args) == 1 and args[0].lower() == "queue":
         return Result(DONE, queue_lines(ctx))
-    if len(args) == 1 and commands.msgid_argument(args[0]):
-        msgid = commands.msgid_argument(args[0])
+    if len(args) == 1 and msgid_argument(args[0]):
+        msgid = msgid_argument(args[0])
         version = version_for(ctx.db, msgid)
         if version is None:
             return Result(IGNORED, [f"No series with a mail <{msgid}> is known to the bot."])
@@ -205,7 +235,7 @@ def queue_lines(ctx: Context) -> list[str]:
 
 def retest(ctx: Context, args: tuple[str, ...]) -> Result:
     full = any(a.lower() == "full" for a in args)
-    ids = [commands.msgid_argument(a) for a in args if a.lower() != "full"]
+    ids = [msgid_argument(a) for a in args if a.lower() != "full"]
     if ctx.sender not in ctx.rules.commands.maintainers:
         return Result(IGNORED, [f"retest is for the maintainers named in the bot's rules, and "
                                 f"{ctx.sender} is not one of them. To have a series tested "
@@ -220,15 +250,30 @@ def retest(ctx: Context, args: tuple[str, ...]) -> Result:
         return Result(IGNORED, [problem])
     name = _version_name(version, full)
     if ctx.rules.commands.require_dkim:
-        passed, why = ctx.dkim
-        if not passed:
-            return Result(IGNORED, [f"retest needs a passing DKIM signature of your domain "
-                                    f"(rules: commands.require_dkim), and this mail has none: "
-                                    f"{why}."])
-        return Result(DONE, [queue_retest(ctx, version, full, "dkim")])
-    ctx.ask_confirmation("retest", list(args), f"retest {name}", version_id=version["id"],
-                         full=full)
+        return dkim_retest(ctx, version, full)
+    problem = ctx.ask_confirmation("retest", list(args), f"retest {name}",
+                                   version_id=version["id"], full=full)
+    if problem:
+        return Result(IGNORED, [problem])
     return Result(DONE, [f"Confirmation needed to retest {name} (see below)."])
+
+
+def dkim_retest(ctx: Context, version: dict, full: bool) -> Result:
+    """A retest vouched for by DKIM, once per signature."""
+    if not ctx.dkim.passed:
+        return Result(IGNORED, [f"retest needs a passing DKIM signature of your domain "
+                                f"(rules: commands.require_dkim), and this mail has none: "
+                                f"{ctx.dkim.why}."])
+    used = ctx.db.conn.execute("SELECT msgid, used_at FROM dkim_used WHERE signature = ?",
+                               (ctx.dkim.signature,)).fetchone()
+    if used is not None and not ctx.signature_used:  # another line of this mail is fine
+        log.warning("replayed DKIM signature in %s (first used by %s)", ctx.mail.msgid, used[0])
+        return Result(IGNORED, [f"This DKIM signature already asked for a retest, in "
+                                f"<{used[0]}> on {when(used[1])}; a signed mail works once."])
+    ctx.db.conn.execute("INSERT OR IGNORE INTO dkim_used (signature, msgid, used_at)"
+                        " VALUES (?,?,?)", (ctx.dkim.signature, ctx.mail.msgid, ctx.now))
+    ctx.signature_used = True
+    return Result(DONE, [queue_retest(ctx, version, full, "dkim")])
 
 
 def retest_confirmed(ctx: Context, action: dict) -> str:

@@ -8,9 +8,14 @@ rate limits, run each command line, and queue one reply with Done / Ignored
 commands make are written in one transaction, and the outbox key is
 ``command:<message-id>``, so a restart never answers a mail twice.
 
-Rate limits (rules ``[commands]``): a sender past ``per_sender_per_hour``
-replies gets one notice, then silence until the hour has passed; past
-``overall_per_hour`` replies in all, mail waits for the next pass.
+Rate limits (rules ``[commands]``), so that forged senders can neither
+delay a maintainer nor make the bot mail strangers: maintainers' mail is
+answered first, then subscribers', then the rest, each in arrival order. A
+sender past ``per_sender_per_hour`` replies gets one notice, then silence
+until the hour has passed; past ``overall_per_hour`` replies in all, mail
+from maintainers and subscribers waits for the next pass and mail from
+anyone else is dropped (recorded with the reason). Every argument a reply
+repeats is cut to 200 characters and a reply to 16 KiB.
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ import time
 from collections.abc import Callable
 from email.message import EmailMessage
 
-import dkim
-
-from . import command_actions, commands, mail, outbox, report
+from . import command_actions, command_dkim, commands, outbox, report
 from .command_actions import Context, when
+from .command_dkim import DnsFunc
 from .commands import DONE, IGNORED, CommandLine, ParsedMail, Result
 from .config import Rules
+from .lists import ListRule
 from .state import State
 
 log = logging.getLogger(__name__)
 WIDTH = 72
 WINDOW = 3600
-DnsFunc = Callable[..., bytes | None]
+MAX_REPLY_BYTES = 16 * 1024
+# Commands that change who gets mail: never from mail that came through a list.
+NOT_FROM_LISTS = ("subscribe", "unsubscribe", "confirm")
 
 
 def process_pending(state: State, rules: Rules, clock: Callable[[], float] | None = None,
@@ -40,20 +47,32 @@ def process_pending(state: State, rules: Rules, clock: Callable[[], float] | Non
     """Handle every command mail not handled yet; returns how many replies were queued."""
     clock = clock or time.time
     replies = 0
-    for row in pending(state, rules):
+    known = known_senders(state, rules)
+    start = clock()
+    for row in by_priority(pending(state, rules), rules, known):
         at = clock()
-        if replies_in_window(state, at) >= rules.commands.overall_per_hour:
-            log.warning("command replies: the overall limit of %d an hour is reached; the "
-                        "rest waits", rules.commands.overall_per_hour)
-            break
         try:
-            replies += handle(state, rules, row, at, dnsfunc)
+            replies += handle(state, rules, row, at, dnsfunc, known)
         except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
             log.exception("command mail %s could not be handled", row["msgid"])
             with state.tx() as db:
                 _record(db, row["msgid"], row["from_addr"], "error",
                         f"{type(exc).__name__}: {exc}", at)
+    _log_over_limit(state, rules, start, clock())
     return replies
+
+
+def _log_over_limit(state: State, rules: Rules, start: float, at: float) -> None:
+    """One line a pass (not one a mail: a flood would flood the log too)."""
+    if replies_in_window(state.db, at) < rules.commands.overall_per_hour:
+        return
+    dropped = state.one("SELECT COUNT(*) AS n FROM command_mails WHERE outcome = 'dropped'"
+                        " AND processed_at >= ?", (start,))["n"]
+    waiting = len(pending(state, rules))
+    if dropped or waiting:
+        log.warning("command replies: the overall limit of %d an hour is reached: %d mail(s) "
+                    "from strangers dropped, %d from maintainers and subscribers wait",
+                    rules.commands.overall_per_hour, dropped, waiting)
 
 
 def pending(state: State, rules: Rules) -> list[dict]:
@@ -69,18 +88,33 @@ def pending(state: State, rules: Rules) -> list[dict]:
         " ORDER BY m.received_at, m.msgid", params)
 
 
-def replies_in_window(state: State, at: float) -> int:
-    row = state.one("SELECT COUNT(*) AS n FROM command_mails WHERE replied = 1 AND"
-                    " processed_at > ?", (at - WINDOW,))
-    return row["n"] if row else 0
+def known_senders(state: State, rules: Rules) -> set[str]:
+    """Maintainers and subscribers: their mail waits out the overall limit."""
+    subscribers = {r["address"] for r in state.query("SELECT DISTINCT address FROM subscriptions")}
+    return set(rules.commands.maintainers) | subscribers
 
 
-def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | None = None) -> int:
+def by_priority(rows: list[dict], rules: Rules, known: set[str]) -> list[dict]:
+    """Maintainers first, then the other known senders, then the rest; each in arrival order."""
+    def rank(row: dict) -> int:
+        sender = (row["from_addr"] or "").lower()
+        return 0 if sender in rules.commands.maintainers else 1 if sender in known else 2
+    return sorted(rows, key=rank)
+
+
+def replies_in_window(db, at: float) -> int:
+    row = db.conn.execute("SELECT COUNT(*) FROM command_mails WHERE replied = 1 AND"
+                          " processed_at > ?", (at - WINDOW,)).fetchone()
+    return row[0] if row else 0
+
+
+def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | None = None,
+           known: frozenset[str] | set[str] = frozenset()) -> int:
     """Answer one command mail, or record why not; returns 1 when a reply was queued."""
     raw, msgid = bytes(row["raw"]), row["msgid"]
     conf = rules.commands
     parsed = commands.parse(raw, rules.bot_address, rules.loop_id, conf.max_lines,
-                            conf.subaddress, rules.list_address)
+                            conf.subaddress, ListRule.of(rules))
     sender = parsed.from_addr or row["from_addr"]
     silent = parsed.silent
     if not silent and not parsed.lines and not parsed.over_limit and \
@@ -91,10 +125,11 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
         with state.tx() as db:
             _record(db, msgid, sender, "silent", silent, at)
         return 0
-    verdict = (False, "not checked")
+    verdict = command_dkim.NOT_CHECKED
     if conf.require_dkim and sender in conf.maintainers and \
             any(line.name == "retest" for line in parsed.lines):
-        verdict = dkim_verdict(raw, sender, dnsfunc)  # DNS: before the write lock
+        # DNS: before the write lock
+        verdict = command_dkim.verdict(raw, sender, at, conf.token_days * 86400, dnsfunc)
     with state.tx() as db:
         if db.conn.execute("SELECT 1 FROM command_mails WHERE msgid = ?", (msgid,)).fetchone():
             return 0
@@ -102,6 +137,8 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
         if limit == "silent":
             _record(db, msgid, sender, "rate-limited", f"over the limit until {when(until)}", at)
             return 0
+        if replies_in_window(db, at) >= conf.overall_per_hour:
+            return over_overall_limit(db, rules, msgid, sender, at, known)
         if limit == "notice":
             msg, rcpts = compose(rules, parsed, notice_lines(rules, until), f"command:{msgid}")
             outbox.queue(db, f"command:{msgid}", "command", msg, rcpts)
@@ -121,6 +158,20 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
     log.info("command mail %s from %s answered (done %d, ignored %d, unknown %d)", msgid,
              sender, *counts)
     return 1
+
+
+def over_overall_limit(db, rules: Rules, msgid: str, sender: str, at: float,
+                       known: frozenset[str] | set[str]) -> int:
+    """Past the overall limit: a known sender's mail waits, anyone else's is dropped."""
+    n = rules.commands.overall_per_hour
+    if sender in known:
+        log.debug("command mail %s from %s waits for the next hour", msgid, sender)
+        return 0
+    _record(db, msgid, sender, "dropped", f"the overall limit of {n} replies an hour was "
+            "reached; mail from senders who are not maintainers or subscribers is not kept "
+            "for later", at)
+    log.debug("command mail %s from %s dropped", msgid, sender)
+    return 0
 
 
 def _record(db, msgid: str, sender: str, outcome: str, reason: str, at: float, replied: int = 0,
@@ -154,7 +205,12 @@ def run_lines(ctx: Context) -> tuple[list[tuple[CommandLine, Result]], list[Comm
             continue
         cmd = commands.BY_NAME[line.name]
         problem = cmd.check(line.args)
-        if problem:
+        if line.name in NOT_FROM_LISTS and ctx.mail.via_list:
+            results.append((line, Result(IGNORED, [
+                f"{line.name} is not read in mail that came through a mailing list (this one "
+                f"carries {' and '.join(ctx.mail.via_list)}): a list can never subscribe. "
+                f"Mail {ctx.rules.bot_address} directly, from your own address."])))
+        elif problem:
             results.append((line, Result(IGNORED, [f"{problem}; for example: {cmd.example}"])))
         else:
             results.append((line, cmd.process(ctx, line)))
@@ -163,31 +219,6 @@ def run_lines(ctx: Context) -> tuple[list[tuple[CommandLine, Result]], list[Comm
             f"Not read: at most {ctx.rules.commands.max_lines} command lines are read per mail "
             "(the Subject counts as one)."])))
     return results, unknown
-
-
-# --- DKIM ------------------------------------------------------------------
-
-
-def dkim_verdict(raw: bytes, sender: str, dnsfunc: DnsFunc | None = None) -> tuple[bool, str]:
-    """(True, why) when a DKIM signature of the From domain (or a parent) verifies."""
-    domain = sender.rpartition("@")[2].lower()
-    count = len(mail.parse_bytes(raw).get_all("DKIM-Signature") or [])
-    if not count:
-        return False, "no DKIM-Signature header"
-    problems = []
-    for idx in range(count):
-        checker = dkim.DKIM(raw)
-        why = ""
-        try:
-            ok = checker.verify(idx=idx, dnsfunc=dnsfunc or dkim.get_txt)
-        except dkim.DKIMException as exc:  # the details (hashes) mean nothing to a person
-            ok, why = False, ": " + str(exc).split(" (")[0]
-        signer = (checker.domain or b"").decode("ascii", "replace").lower()
-        if ok and (domain == signer or domain.endswith("." + signer)):
-            return True, f"DKIM signature of {signer} verified"
-        problems.append(f"signature {idx + 1} (d={signer}) "
-                        + ("is not of the From domain" if ok else f"does not verify{why}"))
-    return False, "; ".join(problems)
 
 
 # --- the reply -------------------------------------------------------------
@@ -238,8 +269,9 @@ def render(rules: Rules, parsed: ParsedMail, results: list[tuple[CommandLine, Re
                            "  ")
     if token:
         lines += ["", "Confirmation needed:", ""]
-        lines += _wrap(f"To go ahead and {_join(summaries)}, reply to this mail keeping its "
-                       f"subject, or mail {rules.bot_address} the line")
+        lines += _wrap(f"To go ahead and {_join(summaries)}, reply to this mail quoting it "
+                       f"(your reply must carry the token below), or mail "
+                       f"{rules.bot_address} the line")
         lines += ["", f"    confirm {token}", ""]
         lines += _wrap(f"The token works once, only from {parsed.from_addr}, until "
                        f"{when(expires)}. If you did not ask for this, ignore this mail: "
@@ -266,11 +298,8 @@ def compose(rules: Rules, parsed: ParsedMail, body: list[str], key: str, token: 
     """The reply to the sender only (never the list), threaded to the command mail."""
     msg = EmailMessage()
     subject = parsed.subject or f"your mail to {rules.bot_name}"
-    if token:
-        # A plain reply then carries "Re: confirm <token>", which the Subject rule reads.
-        msg["Subject"] = f"confirm {token}"
-    else:
-        msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    # Never the token: a Subject shows in list archives and summaries; the body has it.
+    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
     msg["From"] = report.address_header(rules.bot_name, rules.bot_address)
     to = report.address_header(parsed.from_name, parsed.from_addr)
     if to is None:  # the handler records this mail as an error, answered never
@@ -284,5 +313,17 @@ def compose(rules: Rules, parsed: ParsedMail, body: list[str], key: str, token: 
     if counts is not None:
         msg["X-bpbot-Commands"] = "done={}, ignored={}, unknown={}".format(*counts)
     footer = ["", "-- ", f"{rules.bot_name}, the backports patch bot"]
-    msg.set_content("\n".join(body + footer) + "\n")
+    msg.set_content(capped("\n".join(body)) + "\n".join(footer) + "\n")
     return msg, [parsed.from_addr]
+
+
+def capped(text: str, limit: int = MAX_REPLY_BYTES) -> str:
+    """The reply text, cut at a line end to fit ``limit`` bytes, saying so."""
+    size = len(text.encode("utf-8", "replace"))
+    if size <= limit:
+        return text + "\n"
+    head = text.encode("utf-8", "replace")[:limit - 400].decode("utf-8", "ignore")
+    head = head[:head.rfind("\n") + 1] if "\n" in head else head + "\n"
+    note = (f"[This reply was cut: it would have been {size} bytes, and a reply is at most "
+            f"{limit // 1024} KiB. Ask for less at a time, e.g. status <message-id>.]")
+    return head + "\n" + "\n".join(_wrap(note)) + "\n"

@@ -1,38 +1,36 @@
 """Mail commands: parsing (pure) and the small command classes.
 
 ``parse(raw, ...)`` reads a mail addressed to the bot and says which lines
-are commands, or why the bot must stay silent. It is a pure function of
-the bytes: no database, disk or network. A command counts only at the very
-start of a line (column 0) of the first text part or in the Subject; quoted
-lines (``>``) never count, nor anything below a signature or a quoted
-original. Lines whose first word is not a command are prose and are
-skipped, except a close misspelling of a command, which is answered as
-unknown with a did-you-mean hint. At most ``max_lines`` command lines are
-read; the rest are listed as ignored.
+are commands, or why the bot must stay silent; a pure function of the bytes.
+A command counts only at the very start of a line (column 0) of the first
+text part or in the Subject; quoted lines (``>``) never count (except, in a
+reply, the quoted token line of a confirmation request), nor anything below
+a signature or a quoted original. Other lines are prose and are skipped,
+except a close misspelling of a command (answered with a did-you-mean
+hint). At most ``max_lines`` command lines are read; each is cut to
+``MAX_ECHO`` characters.
 
 The commands themselves are small classes (Mailman's ``commands/``): a
 ``name``, an ``argument_description``, a one-line ``description``, an
 ``example``, ``check(args)`` (pure) and ``process(ctx, line)``. ``REGISTRY``
 is an explicit tuple; its order is the order of ``help``. Acting is done by
 ``bot/command_runner.py`` (one reply per mail) with the helpers in
-``bot/command_actions.py``.
+``bot/command_actions.py``; the data both use is in ``bot/command_types.py``.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import itertools
 import re
 import textwrap
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from . import mail, mailtext, silence
+from . import command_actions, mail, mailtext, silence, subscriptions
+from .command_actions import Confirmable, Context
+from .command_types import DONE, IGNORED, CommandLine, ParsedMail, Result, msgid_argument
+from .lists import ListRule, list_headers
 
-if TYPE_CHECKING:
-    from .command_actions import Context
-
-DONE, IGNORED = "done", "ignored"
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 # Where the mail's own text ends: a signature, or an original quoted without ">".
 _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin forwarded message:)$",
@@ -40,51 +38,10 @@ _CUT = re.compile(r"^(-- ?|--|-----\s*Original Message\s*-----.*|_{10,}|Begin fo
 _TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
 _GLOB = re.compile(r"^[\w.*?\[\]/+,{}!-]{1,200}$")
 MAX_SUBJECT_WORDS_FOR_HINT = 3
-
-
-@dataclass(frozen=True)
-class CommandLine:
-    """One line read as a command. ``name`` is '' for an unknown command."""
-
-    text: str
-    name: str
-    args: tuple[str, ...]
-    source: str  # subject, body, address
-    hint: str = ""  # for unknown lines: the command it probably meant
-
-    @property
-    def word(self) -> str:
-        return self.text.split()[0] if self.text.split() else ""
-
-
-@dataclass(frozen=True)
-class ParsedMail:
-    msgid: str
-    subject: str
-    from_name: str
-    from_addr: str
-    in_reply_to: str = ""
-    references: tuple[str, ...] = ()
-    silent: str = ""  # why the bot must not answer; '' when it may
-    lines: tuple[CommandLine, ...] = ()  # known and unknown command lines, in order
-    over_limit: tuple[CommandLine, ...] = ()  # command lines past max_lines
-    notes: tuple[str, ...] = ()
-
-    @property
-    def is_reply(self) -> bool:
-        return bool(self.in_reply_to or self.references)
-
-    @property
-    def thread(self) -> list[str]:
-        """The messages this mail answers, nearest first."""
-        out = [self.in_reply_to] if self.in_reply_to else []
-        return out + [r for r in reversed(self.references) if r not in out]
-
-
-@dataclass
-class Result:
-    status: str  # DONE or IGNORED
-    lines: list[str] = field(default_factory=list)
+MAX_ECHO = 200  # a reply must never be a bigger copy of what a forged sender mailed
+MAX_BODY_LINES = 1000  # lines of the body read for commands
+# A request's token line as a reply quotes it; one class, no nested repeats (ReDoS).
+_QUOTED_CONFIRM = re.compile(r"^[ \t>|]+confirm[ \t]+([0-9a-f]{20})[ \t\r]*$", re.M)
 
 
 class Command(Protocol):
@@ -103,25 +60,25 @@ class Command(Protocol):
 
 
 def parse(raw: bytes, bot_address: str, loop_id: str = "", max_lines: int = 5,
-          subaddress: bool = False, list_address: str = "") -> ParsedMail:
+          subaddress: bool = False, lists: ListRule | None = None) -> ParsedMail:
     """Read the command lines of ``raw``. Never raises: unreadable mail is silent."""
     try:
-        return _parse(raw, bot_address.lower(), loop_id.lower(), max_lines, subaddress,
-                      list_address.lower())
+        return _parse(raw, bot_address.lower(), loop_id.lower(), max_lines, subaddress, lists)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
         return ParsedMail("", "", "", "", silent=f"unreadable mail: {type(exc).__name__}: {exc}")
 
 
 def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
-           list_address: str) -> ParsedMail:
+           lists: ListRule | None) -> ParsedMail:
     msg = mail.parse_bytes(raw)
     msgid, _ = mail.message_id(msg, raw)
     from_name, from_addr = mail.address(msg, "From")
-    subject = mail.header(msg, "Subject")
-    base = dict(msgid=msgid, subject=subject, from_name=from_name, from_addr=from_addr,
+    subject = clip(mail.header(msg, "Subject"))
+    base = dict(msgid=msgid, subject=subject, from_name=clip(from_name), from_addr=from_addr,
                 in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
-                references=tuple(mail.msgid_list(mail.header(msg, "References"))))
-    silent = silence.silence_reason(msg, from_addr, bot, loop_id, list_address)
+                references=tuple(mail.msgid_list(mail.header(msg, "References"))),
+                via_list=tuple(list_headers(msg)))
+    silent = silence.silence_reason(msg, from_addr, bot, loop_id, lists)
     if silent:
         return ParsedMail(**base, silent=silent)
     text, note = mailtext.body_text(msg)
@@ -132,14 +89,29 @@ def _parse(raw: bytes, bot: str, loop_id: str, max_lines: int, subaddress: bool,
     if line is not None:
         found.append(line)
     found += body_commands(text)
-    unique: list[CommandLine] = []
+    if (base["in_reply_to"] or base["references"]) and not any(c.name == "confirm" for c in found):
+        found += quoted_confirm(text)
+    first: dict[str, CommandLine] = {}  # the Subject and the body may say the same thing
     for c in found:
-        # The Subject and a reply's body often say the same thing (Re: confirm X).
-        if not any(" ".join(c.text.lower().split()) == " ".join(u.text.lower().split())
-                   for u in unique):
-            unique.append(c)
+        first.setdefault(" ".join(c.text.lower().split()), c)
+    unique = list(first.values())
     return ParsedMail(**base, lines=tuple(unique[:max_lines]),
                       over_limit=tuple(unique[max_lines:]), notes=(note,) if note else ())
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text)} characters]"
+
+
+def quoted_confirm(text: str) -> list[CommandLine]:
+    """In a reply, the quoted token line of a confirmation request (not in its Subject)."""
+    match = _QUOTED_CONFIRM.search(text)
+    if match is None:
+        return []
+    return [CommandLine(f"confirm {match.group(1)}", "confirm", (match.group(1),), "quoted")]
 
 
 def subject_command(subject: str) -> CommandLine | None:
@@ -170,7 +142,8 @@ def address_commands(addresses: list[str], bot: str) -> list[CommandLine]:
 
 def body_commands(text: str) -> list[CommandLine]:
     out = []
-    for raw_line in text.splitlines():
+    # Commands sit at the top; every line of 10 MB (a did-you-mean each) takes minutes.
+    for raw_line in itertools.islice(text.splitlines(), MAX_BODY_LINES):
         line = raw_line.rstrip()
         if _CUT.match(line):
             break
@@ -184,39 +157,21 @@ def body_commands(text: str) -> list[CommandLine]:
 
 def read_line(text: str, source: str) -> CommandLine | None:
     """A command line, an unknown one with a hint, or None for prose."""
-    words = text.split()
+    words = text[:MAX_ECHO].split()  # the arguments, like the echo, come from the cut line
     if not words:
         return None
     word = words[0].lower().rstrip(":.,!")
     if word in BY_NAME:
-        return CommandLine(text.strip(), word, tuple(words[1:]), source)
+        return CommandLine(clip(text.strip()), word, tuple(words[1:]), source)
     hint = did_you_mean(word)
-    if hint and len(words) <= 4:
-        return CommandLine(text.strip(), "", tuple(words[1:]), source, hint)
+    if hint and len(text.split(maxsplit=4)) <= 4:
+        return CommandLine(clip(text.strip()), "", tuple(words[1:]), source, hint)
     return None
 
 
 def did_you_mean(word: str) -> str:
     close = difflib.get_close_matches(word.lower(), list(BY_NAME), n=1, cutoff=0.75)
     return close[0] if close else ""
-
-
-def msgid_argument(value: str) -> str:
-    """'<a@b>', 'a@b' or a lore link -> 'a@b'; '' when it is not a Message-ID."""
-    value = value.strip()
-    if value.startswith(("http://", "https://")):
-        parts = [p for p in value.split("/") if "@" in p]
-        value = parts[-1] if parts else ""
-    value = mail.normalise_msgid(value)
-    return value if "@" in value else ""
-
-
-def glob_matches(glob: str, paths: list[str]) -> list[str]:
-    """The paths a subscription glob covers: fnmatch, or a folder prefix."""
-    if glob == "*":
-        return list(paths) or ["*"]
-    folder = glob.rstrip("/") + "/"
-    return [p for p in paths if fnmatch.fnmatchcase(p, glob) or p.startswith(folder)]
 
 
 # --- the commands ----------------------------------------------------------
@@ -250,16 +205,17 @@ class Subscribe:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import subscriptions
         glob = line.args[0] if line.args else "*"
         if subscriptions.has(ctx.db, ctx.sender, glob):
             return Result(IGNORED, [f"{ctx.sender} is already subscribed to {_what(glob)}."])
-        ctx.ask_confirmation(self.name, [glob], f"subscribe {ctx.sender} to {_what(glob)}")
+        problem = ctx.ask_confirmation(self.name, [glob],
+                                       f"subscribe {ctx.sender} to {_what(glob)}")
+        if problem:
+            return Result(IGNORED, [problem])
         return Result(DONE, [f"Confirmation needed to subscribe {ctx.sender} to "
                              f"{_what(glob)} (see below)."])
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import subscriptions
         glob = action["args"][0]
         if not subscriptions.add(ctx.db, ctx.sender, glob, ctx.now, ctx.token):
             return f"{ctx.sender} was already subscribed to {_what(glob)}."
@@ -278,19 +234,20 @@ class Unsubscribe:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import subscriptions
         glob = line.args[0] if line.args else "all"
         current = subscriptions.globs(ctx.db, ctx.sender)
         if not current or (glob != "all" and glob not in current):
             have = ", ".join(current) or "nothing"
             return Result(IGNORED, [f"{ctx.sender} is not subscribed to {_what(glob)} "
                                     f"(subscribed to: {have})."])
-        ctx.ask_confirmation(self.name, [glob], f"unsubscribe {ctx.sender} from {_what(glob)}")
+        problem = ctx.ask_confirmation(self.name, [glob],
+                                       f"unsubscribe {ctx.sender} from {_what(glob)}")
+        if problem:
+            return Result(IGNORED, [problem])
         return Result(DONE, [f"Confirmation needed to unsubscribe {ctx.sender} from "
                              f"{_what(glob)} (see below)."])
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import subscriptions
         glob = action["args"][0]
         removed = subscriptions.remove(ctx.db, ctx.sender, glob)
         if not removed:
@@ -312,8 +269,7 @@ class Confirm:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
-        return command_actions.confirm(ctx, line.args[0].lower())
+        return command_actions.confirm(ctx, line.args[0].lower(), CONFIRMABLE)
 
 
 class Status:
@@ -327,7 +283,6 @@ class Status:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
         return command_actions.status(ctx, line.args)
 
 
@@ -345,17 +300,12 @@ class Retest:
         return ""
 
     def process(self, ctx: Context, line: CommandLine) -> Result:
-        from . import command_actions
         return command_actions.retest(ctx, line.args)
 
     def confirmed(self, ctx: Context, action: dict) -> str:
-        from . import command_actions
         return command_actions.retest_confirmed(ctx, action)
 
 
-class Confirmable(Command, Protocol):
-    def confirmed(self, ctx: Context, action: dict) -> str:
-        """Carry out an action of a confirmed token; one line saying what happened."""
 
 
 _SUBSCRIBE, _UNSUBSCRIBE, _RETEST = Subscribe(), Unsubscribe(), Retest()

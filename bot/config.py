@@ -70,6 +70,8 @@ class CommandRules:
     token_days: int = 3
     subaddress: bool = False
     require_dkim: bool = False
+    # Mailing lists (fnmatch, lower case): never answered, never subscribed (bot/lists.py).
+    list_addresses: tuple[str, ...] = ("*@vger.kernel.org", "*@lists.*")
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,19 @@ def _commands(table: _Table) -> CommandRules:
         token_days=table.positive("token_days", 3),
         subaddress=table.get("subaddress", bool, False),
         require_dkim=table.get("require_dkim", bool, False),
+        list_addresses=_patterns(table, "list_addresses", CommandRules.list_addresses),
     )
     table.done()
     return out
+
+
+def _patterns(table: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    values = table.get(key, list, list(default))
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or "@" not in value:
+            raise table.fail(key, f"entry {i} must be an address pattern like "
+                                  f"\"*@lists.example.org\", not {value!r}")
+    return tuple(v.strip().lower() for v in values)
 
 
 def _web(table: _Table) -> tuple[str, int] | None:

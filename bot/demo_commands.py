@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from .daemon import Daemon
 log = logging.getLogger(__name__)
 COMMANDS = layout.DATA / "commands"
 READER = "Rafael Oliveira <rafael.oliveira@example.net>"
+_TOKEN_LINE = re.compile(r"^    confirm [0-9a-f]{20}\r?$", re.M)  # in the request's text
 
 
 def command_mails() -> list[Path]:
@@ -38,7 +40,7 @@ async def help_and_subscribe(daemon: Daemon, maildir: Path,
         index += 1
         await daemon.process()
     request = next((m for m in map(_parse, received())
-                    if str(m["Subject"]).startswith("confirm ")), None)
+                    if _TOKEN_LINE.search(m.get_content())), None)
     if request is None:
         raise RuntimeError("the demo's subscribe mail got no confirmation request")
     with tempfile.TemporaryDirectory(prefix="bpbot-demo-confirm-") as tmp:
@@ -55,8 +57,8 @@ def _parse(raw: bytes) -> email.message.EmailMessage:
 
 
 def confirmation(bot_address: str, request: email.message.EmailMessage) -> bytes:
-    """The reader's answer: a plain reply that keeps the subject ("Re: confirm <token>")."""
-    quoted = "\n".join(f"> {line}".rstrip() for line in request.get_content().splitlines()[:12])
+    """The reader's answer: a plain reply quoting the request, and so its token."""
+    quoted = "\n".join(f"> {line}".rstrip() for line in request.get_content().splitlines())
     refs = f"{request['References']} {request['Message-ID']}".strip()
     return (f"From: {READER}\n"
             f"To: bpbot <{bot_address}>\n"

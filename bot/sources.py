@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 
 from . import spool
 from .config import Rules
+from .lists import ListRule
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class LocalSource:
             return 0
         result = spool.spool(self.state, self.name, [raw for _, raw in items],
                              bot_address=self.rules.bot_address, loop_id=self.rules.loop_id,
-                             max_bytes=self.rules.max_message_bytes)
+                             max_bytes=self.rules.max_message_bytes,
+                             lists=ListRule.of(self.rules))
         self._seen.update(k for k, _ in items)
         return result.new
 
@@ -148,7 +150,8 @@ class ImapSource:
             result = spool.spool(
                 self.state, self.name, raws, bot_address=self.rules.bot_address,
                 loop_id=self.rules.loop_id, max_bytes=self.rules.max_message_bytes,
-                cursor=spool.Cursor(self.name, self.uidvalidity, chunk[-1]))
+                cursor=spool.Cursor(self.name, self.uidvalidity, chunk[-1]),
+                lists=ListRule.of(self.rules))
             new += result.new
         return new
 

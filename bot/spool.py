@@ -2,6 +2,14 @@
 
 The source's cursor is saved in the same transaction as the messages it
 covers, so a crash between the two cannot skip or repeat mail.
+
+With ``lists`` (the daemon's sources; ``bpbot check`` reads local files and
+passes none), a patch or cover letter that did not come through the list is
+kept as kind ``direct`` and never tested: its report would Cc the list about
+mail the list never saw. When the same Message-ID arrives twice with other
+bytes, the first copy is used, unless it did not come through the list and
+the second carries the list's List-Id: then the list's copy is used and the
+other is kept in quarantine.
 """
 
 from __future__ import annotations
@@ -9,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
 from hashlib import sha256
 
 from . import classify as cls
+from . import mail
+from .lists import DIRECT, ListRule
 from .state import State, dumps, now
 
 log = logging.getLogger(__name__)
@@ -33,11 +44,14 @@ class SpoolResult:
 
 
 def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
-          loop_id: str, max_bytes: int = 0, cursor: Cursor | None = None) -> SpoolResult:
+          loop_id: str, max_bytes: int = 0, cursor: Cursor | None = None,
+          lists: ListRule | None = None) -> SpoolResult:
     result = SpoolResult()
     rows = []
     for raw in raws:
         c = cls.classify(raw, bot_address, loop_id, max_bytes)
+        if lists is not None:
+            c = not_through_list(c, raw, lists)
         rows.append((raw, c))
     stamp = now()
     with state.tx() as db:
@@ -47,6 +61,11 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
                 if bytes(old[0]) == raw:
                     result.duplicates += 1
                     continue
+                if lists is not None and _prefer_list_copy(db, c.msgid, bytes(old[0]), raw,
+                                                           lists):
+                    result.conflicting += 1
+                    old = None
+            if old is not None:
                 # Same Message-ID, other bytes: the first copy is the one used; the
                 # other is kept in quarantine under its own id (nothing is lost).
                 c = dataclasses.replace(
@@ -75,6 +94,40 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
     if result.new:
         log.info("spooled %d new message(s) from %s", result.new, source)
     return result
+
+
+def not_through_list(c: cls.Classified, raw: bytes, lists: ListRule) -> cls.Classified:
+    """A patch or cover letter mailed to the bot, not through the list: kept, not tested."""
+    if c.kind not in (cls.PATCH, cls.COVER) or lists.came_through_list(_headers(raw)):
+        return c
+    return dataclasses.replace(
+        c, kind=DIRECT, reason=f"{c.kind} mailed to the bot directly, not through the list "
+        f"({lists.address} is neither in To/Cc nor its List-Id); not tested")
+
+
+def _prefer_list_copy(db, msgid: str, old: bytes, new: bytes, lists: ListRule) -> bool:
+    """When the first copy did not come through the list and the new one carries
+    the list's List-Id, move the first aside (quarantine, nothing lost) so the
+    list's copy takes the Message-ID. A first copy that came through the list
+    stays: a List-Id is easily forged, and a later copy must not swap the
+    patch of a series already seen on the list."""
+    if lists.came_through_list(_headers(old)) or not lists.carries_our_list_id(_headers(new)):
+        return False
+    aside = f"{msgid}#conflict-{sha256(old).hexdigest()[:16]}"
+    if db.conn.execute("SELECT 1 FROM messages WHERE msgid = ?", (aside,)).fetchone():
+        db.conn.execute("DELETE FROM messages WHERE msgid = ?", (msgid,))  # kept aside already
+    else:
+        db.conn.execute(
+            "UPDATE messages SET msgid = ?, kind = ?, reason = ? WHERE msgid = ?",
+            (aside, cls.QUARANTINE, f"same Message-ID as the copy that came through the list "
+             f"({msgid}) with different content; the list's copy is used", msgid))
+    log.warning("%s: the copy from the list replaces an earlier one without its List-Id "
+                "(kept as %s)", msgid, aside)
+    return True
+
+
+def _headers(raw: bytes):
+    return BytesHeaderParser(policy=mail.FAST).parsebytes(raw)
 
 
 def get_cursor(state: State, source: str) -> Cursor | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import fnmatch
 import logging
 import textwrap
 from email.message import EmailMessage
@@ -20,8 +21,8 @@ from email.message import EmailMessage
 import sqlite_utils
 
 from . import outbox
-from .commands import glob_matches
 from .config import Rules
+from .lists import ListRule
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ def remove(db: sqlite_utils.Database, address: str, glob: str) -> list[str]:
     return removed
 
 
+def glob_matches(glob: str, paths: list[str]) -> list[str]:
+    """The paths a subscription glob covers: fnmatch, or a folder prefix."""
+    if glob == "*":
+        return list(paths) or ["*"]
+    folder = glob.rstrip("/") + "/"
+    return [p for p in paths if fnmatch.fnmatchcase(p, glob) or p.startswith(folder)]
+
+
 def matching(db: sqlite_utils.Database, paths: list[str]) -> dict[str, tuple[str, list[str]]]:
     """address -> (the first glob that matches, the paths it matches)."""
     out: dict[str, tuple[str, list[str]]] = {}
@@ -70,14 +79,16 @@ def queue_copies(db: sqlite_utils.Database, rules: Rules, version: dict, msg: Em
                  paths: list[str], run_id: int) -> int:
     """Queue a copy of the report ``msg`` for every matching subscriber; returns how many.
 
-    Addresses that get the report anyway (To/Cc) and the bot itself get no copy.
+    Addresses that get the report anyway (To/Cc), the bot itself and mailing
+    lists (subscribed before lists were refused) get no copy.
     """
     already = {a.lower() for _, a in email.utils.getaddresses(
         [str(v) for v in (msg.get_all("To") or []) + (msg.get_all("Cc") or [])])}
     already.add(rules.bot_address)
     queued = 0
+    lists = ListRule.of(rules)
     for address, (glob, hits) in matching(db, paths).items():
-        if address in already:
+        if address in already or lists.is_list_address(address):
             continue
         copy = copy_message(rules, msg, address, glob, hits)
         key = f"copy:{version['id']}:{run_id}:{address}"

@@ -7,17 +7,21 @@ parse() is a pure function of the bytes; nothing here touches state.
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import command_runner, commands, config
-from bot.commands import glob_matches, msgid_argument
+from bot import classify, command_runner, commands, config
+from bot.commands import msgid_argument
+from bot.lists import ListRule
+from bot.subscriptions import glob_matches
 
 BOT = "bpbot@backports.example.org"
 LIST = "backports@vger.kernel.org"
+LISTS = ListRule(LIST, "backports.vger.kernel.org", ("*@vger.kernel.org", "*@lists.*"))
 
 
 def mail(body: str, subject: str = "commands for the bot", *, frm: str = "Jane Reader <jane@example.org>",
@@ -188,13 +192,23 @@ CASES = [
     ("exchange-auto-reply", mail("help\n", extra="X-Auto-Response-Suppress: All\n"),
      Want(silent="X-Auto-Response-Suppress")),
     ("no-from", mail("help\n", frm=""), Want(silent="From")),
+    ("duplicate-in-reply-to", mail("help\n", extra="In-Reply-To: <a@x>\nIn-Reply-To: <b@x>\n"),
+     Want(silent="more than one In-Reply-To header")),
+    ("duplicate-from", mail("help\n", extra="From: Luis <maintainer@backports.example.org>\n"),
+     Want(silent="more than one From header")),
+    ("quoted-token-in-a-reply", mail("OK\n\n> Hi,\n>\n>     confirm 0123456789abcdef0123\n",
+                                     subject="Re: subscribe", extra="In-Reply-To: <r@x>\n"),
+     Want(("confirm 0123456789abcdef0123",))),
+    ("quoted-token-outside-a-reply", mail("> Hi,\n>     confirm 0123456789abcdef0123\n"), Want()),
+    ("long-line-is-cut", mail("status " + "w" * 5000 + "\n"),
+     Want(("status " + "w" * 193,))),  # the arguments come from the cut line
     ("garbage", b"\x00\xff\xfe not a mail", Want(silent="From")),
 ]
 
 
 @pytest.mark.parametrize(("raw", "want"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_parse(raw: bytes, want: Want):
-    parsed = commands.parse(raw, BOT, BOT, max_lines=5, list_address=LIST)
+    parsed = commands.parse(raw, BOT, BOT, max_lines=5, lists=LISTS)
     if want.silent:
         assert want.silent in parsed.silent
         assert parsed.lines == ()
@@ -327,6 +341,8 @@ def test_commands_table_is_optional(tmp_path):
      "unknown key"),
     ("per_sender_per_hour = 10", "per_sender_per_hour = -1", "commands.per_sender_per_hour",
      "positive"),
+    ('list_addresses = ["*@vger.kernel.org", "*@lists.*"]', 'list_addresses = ["lists.*"]',
+     "commands.list_addresses", "entry 0 must be an address pattern"),
 ])
 def test_broken_commands_table_names_the_key(tmp_path, old: str, new: str, key: str,
                                              problem: str):
@@ -336,3 +352,28 @@ def test_broken_commands_table_names_the_key(tmp_path, old: str, new: str, key: 
     with pytest.raises(config.ConfigError) as info:
         config.load(path, base_dir=tmp_path)
     assert info.value.key == key and problem in info.value.problem
+
+
+@pytest.mark.parametrize("raw", [
+    mail("help\n", extra="Return-Path: <>\n"),  # null sender, but no bounce
+    mail("Your mail could not be delivered.\n", subject="failure notice",
+         extra="Return-Path: <>\n"),
+    mail("help\n", frm="MAILER-DAEMON@example.net"),
+    mail("help\n"),
+], ids=["empty-return-path", "empty-return-path-and-failure-subject", "mailer-daemon", "person"])
+def test_classify_and_the_commands_share_one_bounce_rule(raw: bytes):
+    is_bounce = classify.classify(raw, BOT, BOT).kind == classify.BOUNCE
+    parsed = commands.parse(raw, BOT, BOT, lists=LISTS)
+    assert is_bounce == parsed.silent.startswith("a bounce"), parsed.silent
+
+
+@pytest.mark.parametrize(("body", "reply"), [
+    ("> " * 24 + "x\n", True),  # nested repeats in a regex took 2^n steps on such a line
+    ("subscibx compat\n" * 200_000, False),  # a did-you-mean for each of 200,000 lines
+], ids=["quoted-line-redos", "many-prose-lines"])
+def test_a_hostile_body_is_read_in_bounded_time(body: str, reply: bool):
+    raw = mail(body, extra="In-Reply-To: <r@x>\n" if reply else "")
+    started = time.monotonic()
+    parsed = commands.parse(raw, BOT, BOT, lists=LISTS)
+    assert time.monotonic() - started < 10  # was 25 s and 77 s; now well under 1 s
+    assert parsed.silent == ""

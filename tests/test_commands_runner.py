@@ -19,11 +19,12 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
-from bot import command_runner, config, layout, series, spool, tracker
+from bot import command_runner, config, demo_commands, layout, series, spool, subscriptions, tracker
 from bot.state import State
 
 BOT = "bpbot@backports.example.org"
 T0 = 1_768_000_000.0  # 2026-01-09
+DATE_T0 = "Fri, 09 Jan 2026 23:00:00 +0000"  # a few minutes before T0
 DAY = 86400
 JANE = "Jane Reader <jane@example.org>"
 LUIS = "Luis Maintainer <maintainer@backports.example.org>"
@@ -96,12 +97,12 @@ def said(msg: EmailMessage) -> str:
 def token_of(msg: EmailMessage) -> str:
     match = re.search(r"^    confirm ([0-9a-f]{20})$", body(msg), re.M)
     assert match, body(msg)
-    assert msg["Subject"] == f"confirm {match.group(1)}"
+    assert match.group(1) not in msg["Subject"]  # a Subject shows in archives and summaries
     return match.group(1)
 
 
 def confirm(e: Env, request: EmailMessage, frm: str = JANE, at: float = T0) -> EmailMessage:
-    """Answer a confirmation request the usual way: reply, keep the subject."""
+    """Answer a confirmation request the usual way: reply, quoting it."""
     e.send("Yes, please.\n\n> " + body(request).replace("\n", "\n> "),
            subject=f"Re: {request['Subject']}", frm=frm,
            extra=f"In-Reply-To: {request['Message-ID']}\n")
@@ -260,15 +261,22 @@ def test_per_sender_limit_one_notice_then_silence_until_the_hour_passed(env):
     assert outcomes == ["answered", "answered", "notice", "rate-limited", "answered"]
 
 
-def test_overall_limit_makes_mail_wait(env):
+def test_overall_limit_makes_known_senders_wait_and_drops_strangers(env):
     e = env(overall_per_hour=2)
+    with e.state.tx() as db:
+        for who in ("a", "b", "c"):
+            subscriptions.add(db, f"{who}@example.org", "*", T0)
+    e.send("help\n", frm="d <d@example.org>")  # a stranger, first in line
     for who in ("a", "b", "c"):
         e.send("help\n", frm=f"{who} <{who}@example.org>")
     assert e.run(T0) == 2
-    e.take(2)
-    assert e.run(T0 + 60) == 0  # still within the hour: the third mail waits
+    assert [m["To"] for m in e.take(2)] == ["a <a@example.org>", "b <b@example.org>"]
+    assert e.run(T0 + 60) == 0  # still within the hour: the third subscriber's mail waits
     assert e.run(T0 + 3601) == 1
-    e.take(1)
+    assert [m["To"] for m in e.take(1)] == ["c <c@example.org>"]
+    [dropped] = e.state.query("SELECT outcome, reason FROM command_mails WHERE sender ="
+                              " 'd@example.org'")
+    assert dropped["outcome"] == "dropped" and "overall limit of 2" in dropped["reason"]
 
 
 # --- status and retest -----------------------------------------------------
@@ -397,15 +405,18 @@ def dkim_key():
                  b"sel._domainkey.elsewhere.example.net.": record}
 
 
-def _signed(raw: bytes, key: bytes, domain: bytes = b"backports.example.org") -> bytes:
+SIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"in-reply-to", b"references")
+
+
+def _signed(raw: bytes, key: bytes, domain: bytes = b"backports.example.org",
+            headers: tuple[bytes, ...] = SIGNED) -> bytes:
     raw = raw.replace(b"\n", b"\r\n")
-    return dkim.sign(raw, b"sel", domain, key,
-                     include_headers=[b"from", b"to", b"subject", b"message-id"]) + raw
+    return dkim.sign(raw, b"sel", domain, key, include_headers=list(headers)) + raw
 
 
 def _retest_mail(msgid: str) -> bytes:
     return (f"From: {LUIS}\nTo: {BOT}\nSubject: please test D again\nMessage-ID: <{msgid}>\n"
-            f"Date: Mon, 19 Jan 2026 10:00:00 +0100\n\nretest <{D_MSGID}>\n").encode()
+            f"Date: {DATE_T0}\n\nretest <{D_MSGID}>\n").encode()
 
 
 @pytest.mark.parametrize(("case", "queued", "answer"), [
@@ -437,7 +448,7 @@ def test_retest_with_dkim(env, dkim_key, case: str, queued: bool, answer: str):
     [reply] = e.take(1)
     assert answer in said(reply)
     assert (e.state.one("SELECT state FROM versions")["state"] == "ready") == queued
-    assert bool(lookups) == (case not in ("unsigned",))
+    assert bool(lookups) == (case not in ("unsigned", "other-domain"))  # others': no DNS
     if queued:
         assert e.state.one("SELECT auth FROM retests")["auth"] == "dkim"
         assert "confirm" not in reply["Subject"]
@@ -458,3 +469,15 @@ def test_sub_address_commands_when_the_rules_allow_them(env):
         e.spool(raw.replace(b"sub-1", b"sub-2"))  # handled once: the first is not seen again
         assert e.run() == replies
         e.take(replies)
+
+
+def test_the_demos_answer_to_a_confirmation_request_confirms(env):
+    """`bpbot demo` answers the request the way a reader would (bot/demo_commands.py)."""
+    e = env()
+    e.send("subscribe backport-include/*\n", frm=demo_commands.READER)
+    e.run()
+    [request] = e.take(1)
+    e.spool(demo_commands.confirmation(BOT, request))
+    e.run()
+    [done] = e.take(1)
+    assert "Subscribed rafael.oliveira@example.net" in said(done)

@@ -43,7 +43,8 @@ def test_copies_are_queued_once_for_matching_subscribers_only(tmp_path):
                               ("b@example.org", "compat/*"),
                               ("c@example.org", "*"),
                               ("marek.nowak@example.com", "*"),  # the author has it anyway
-                              ("backports@vger.kernel.org", "*")]:  # so has the list
+                              ("backports@vger.kernel.org", "*"),  # so has the list
+                              ("linux-wireless@vger.kernel.org", "*")]:  # a list: never
             subscriptions.add(db, address, glob, 0.0)
     version = {"id": 7}
     paths = ["backport-include/linux/timer.h"]
@@ -104,7 +105,7 @@ def command_mail(n: int, body: str, subject: str = "bot commands", frm: str = RE
 
 
 def answer(request, frm: str = READER) -> bytes:
-    """A plain reply to a confirmation request (its subject carries the token)."""
+    """A plain reply to a confirmation request, quoting it (and so its token)."""
     msg = request.message
     quoted = "\n".join("> " + line for line in msg.get_content().splitlines())
     return command_mail(int(msg["In-Reply-To"].split("-")[1]) + 1, f"OK\n\n{quoted}\n",
@@ -117,7 +118,8 @@ def test_subscribe_confirm_copy_unsubscribe_confirm_no_copy(tmp_path, imap_serve
     serve(rules)
     [request] = smtp_server.take(1, timeout=30)
     assert request.rcpt_tos == ["rafael.oliveira@example.net"]
-    assert re.fullmatch(r"confirm [0-9a-f]{20}", request.subject)
+    assert request.subject == "Re: bot commands"  # the token is in the text, never the Subject
+    assert re.search(r"^    confirm [0-9a-f]{20}\r?$", request.message.get_content(), re.M)
 
     imap_server.append(answer(request))
     serve(rules)
