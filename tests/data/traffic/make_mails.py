@@ -264,7 +264,7 @@ def mboxes() -> None:
         if n == 5:
             text += ("\n\nFrom the driver's point of view nothing changes; the line above\n"
                      "From: is not a header either")
-        head = (f"From: {JANE}\nDate: Mon, 30 Mar 2026 08:{n:02d}:00 +0000\n"
+        head = (f"From: {JANE}\nTo: backports@vger.kernel.org\nDate: Mon, 30 Mar 2026 08:{n:02d}:00 +0000\n"
                 f"Subject: [PATCH {n}/18] compat: mbox patch {n}\n"
                 f"Message-ID: <20260330080000.99-{n}-jane@example.org>\n")
         if n > 1:
@@ -278,7 +278,7 @@ def mboxes() -> None:
                           hunk(f"compat/rd{n}.c", f"int rd{n};"))
         body = "\n".join(">" + line if line.lstrip(">").startswith("From ") else line
                           for line in body.split("\n"))
-        rd += (f"From mboxrd@z Thu Jan  1 00:00:00 1970\nFrom: {JANE}\n"
+        rd += (f"From mboxrd@z Thu Jan  1 00:00:00 1970\nFrom: {JANE}\nTo: backports@vger.kernel.org\n"
                f"Date: Mon, 30 Mar 2026 09:0{n}:00 +0000\nSubject: [PATCH {n}/2] compat: mboxrd {n}\n"
                f"Message-ID: <20260330090000.98-{n}-jane@example.org>\n\n{body}\n")
     (HERE / "mboxrd-escaped-from.mbox").write_text(rd)
