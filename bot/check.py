@@ -316,6 +316,11 @@ def _as_json(state: State, replies: list[dict], code: int) -> dict:
     return dict(
         exit_code=code,
         series=status.rows(state),
+        # Every input mail, with what it was taken for and why (quarantined,
+        # direct, pull-request, other...): why a mail was not used.
+        messages=[dict(msgid=m["msgid"], subject=m["subject"], kind=m["kind"], reason=m["reason"])
+                  for m in state.query("SELECT msgid, subject, kind, reason FROM messages"
+                                       " ORDER BY received_at, rowid")],
         replies=[dict(kind=r["kind"], recipients=loads(r["recipients"], []),
                       text=email.message_from_bytes(bytes(r["raw"]),
                                                     policy=email.policy.default).get_content())

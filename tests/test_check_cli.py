@@ -109,3 +109,14 @@ def test_check_git_format_patch_output(tmp_path, capsys):
     assert len(patches) == 3
     assert cli.main(["check", *patches]) == 0
     assert "(v1, 2 patches)" in capsys.readouterr().out
+
+
+def test_check_json_says_what_each_mail_was_taken_for(tmp_path, capsys):
+    """A user sees why a mail was not used: its kind and the reason."""
+    assert cli.main(["check", "--json", str(_mbox(tmp_path, "08", "12", "13", "14"))]) == 0
+    data = json.loads(capsys.readouterr().out)
+    kinds = {m["subject"]: (m["kind"], m["reason"]) for m in data["messages"]}
+    assert len(data["messages"]) == 4
+    by_kind = sorted(k for k, _ in kinds.values())
+    assert by_kind == ["bounce", "other", "patch", "patch"], kinds
+    assert all(reason for _, reason in kinds.values())
