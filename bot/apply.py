@@ -48,8 +48,9 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
         sha = g.rev_parse(repo, base_commit)
         # Only a commit on one of the tree's branches: the object store also holds
         # commits that `git am` made from untested (possibly hostile) series.
-        if sha and _on_a_branch(rules, sha):
-            return Base(base_commit[:12], sha, "base-commit named in the series")
+        branch = _branch_holding(rules, sha) if sha else None
+        if branch:  # "Base: master at <sha> (base-commit ...)", not the sha twice
+            return Base(branch, sha, "base-commit named in the series")
     for tag in tags:
         branch = rules.tag_branches.get(tag) or rules.tag_branches.get(tag.lower())
         if branch:
@@ -66,11 +67,12 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
     return Base(rules.tree_branch, sha, why)
 
 
-def _on_a_branch(rules: Rules, sha: str) -> bool:
-    for branch in {rules.tree_branch, *rules.tag_branches.values()}:
+def _branch_holding(rules: Rules, sha: str) -> str | None:
+    """The first of the tree's branches (the default one first) that holds ``sha``."""
+    for branch in dict.fromkeys([rules.tree_branch, *rules.tag_branches.values()]):
         if g.git(rules.tree_path, "merge-base", "--is-ancestor", sha, branch).ok:
-            return True
-    return False
+            return branch
+    return None
 
 
 def add_worktree(rules: Rules, base: Base, path: Path) -> None:

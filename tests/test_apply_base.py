@@ -16,7 +16,7 @@ def test_base_choice(tmp_path):
     assert git.git(tree, "commit", "-qam", "newer").ok
     new_head = git.rev_parse(tree, "main")
     base = apply.choose_base(rules, head[:12], [])
-    assert (base.commit, base.reason) == (head, "base-commit named in the series")
+    assert (base.ref, base.commit, base.reason) == ("main", head, "base-commit named in the series")
     # A commit on no branch (as `git am` leaves in a detached worktree).
     assert git.git(tree, "checkout", "-q", "--detach").ok
     old.write_text(old.read_text() + "\n/* stray */\n")
