@@ -183,5 +183,13 @@ def test_a_hanging_build_is_killed_at_its_timeout(tmp_path):
     assert "[killed after 2s timeout]" in (tmp_path / "build.log").read_text()
     time.sleep(0.3)
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit()
-            and marker.encode() in (p / "cmdline").read_bytes()] if sys.platform == "linux" else []
+            and marker.encode() in _cmdline(p)] if sys.platform == "linux" else []
     assert left == []
+
+
+def _cmdline(proc_dir: Path) -> bytes:
+    """A process's command line, or b"" when it exits while /proc is read."""
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -117,7 +117,7 @@ def test_logs_show_the_command_without_the_wrapper(tested):
                              " AND kernel = '3.10'")
     text = tested.app.handle(f"/log/{build['id']}").body.decode()
     first = text.splitlines()[0]
-    assert re.fullmatch(r"\$ make -s -C <state>/work/out KLIB_BUILD=\S+/kernels/3\.10"
+    assert re.fullmatch(r"\$ make -s -C <state>/work/gen/out KLIB_BUILD=\S+/kernels/3\.10"
                         r" O=<state>/work/build/3\.10", first), first
     assert "implicit declaration of function" in text  # the compiler's output stays
 
