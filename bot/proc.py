@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +28,11 @@ class ProcResult:
     duration: float
     timed_out: bool = False
     truncated: bool = False
+    stopped: str = ""  # why ``watch`` stopped it, when it did
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
 class ProcError(RuntimeError):
@@ -46,6 +48,7 @@ def run(
     output_cap: int = DEFAULT_OUTPUT_CAP,
     input_bytes: bytes | None = None,
     log_file: Path | None = None,
+    watch: Callable[[], str] | None = None,
 ) -> ProcResult:
     """Run ``args`` and wait at most ``timeout`` seconds.
 
@@ -53,7 +56,8 @@ def run(
     group (make, gcc, anything it started). Output beyond ``output_cap`` bytes
     is read and dropped, so a child printing gigabytes neither blocks on a full
     pipe nor fills memory. When ``log_file`` is given the captured output is
-    written there too.
+    written there too. ``watch`` is called while it runs (at least once a
+    second); a non-empty answer stops the process group for that reason.
     """
     args = [str(a) for a in args]
     log.debug("run %s (cwd=%s, timeout=%ss)", args, cwd, timeout)
@@ -79,6 +83,7 @@ def run(
     kept = 0
     truncated = False
     timed_out = False
+    stopped = ""
     deadline = start + timeout
     with selectors.DefaultSelector() as sel:
         sel.register(child.stdout, selectors.EVENT_READ)
@@ -86,6 +91,8 @@ def run(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
+                break
+            if watch is not None and (stopped := watch()):
                 break
             if not sel.select(min(remaining, 1.0)):
                 continue
@@ -99,7 +106,7 @@ def run(
                 truncated = truncated or len(piece) < len(data)
             else:
                 truncated = True
-    if timed_out:
+    if timed_out or stopped:
         _kill_group(child)
     child.stdout.close()
     try:
@@ -113,6 +120,8 @@ def run(
         output += f"\n[output truncated at {output_cap} bytes]\n"
     if timed_out:
         output += f"\n[killed after {timeout:g}s timeout]\n"
+    if stopped:
+        output += f"\n[stopped: {stopped}]\n"
     duration = time.monotonic() - start
     result = ProcResult(
         args=args,
@@ -121,6 +130,7 @@ def run(
         duration=duration,
         timed_out=timed_out,
         truncated=truncated,
+        stopped=stopped,
     )
     if log_file is not None:
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")
