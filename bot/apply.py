@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import binpatch, proc
 from . import git as g
+from . import limits as lim
 from .config import Rules
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ class ApplyResult:
     message: str = ""
     conflicts: list[str] | None = None
     log: str = ""
+    refused: str = ""  # why it was not even tried (binpatch: a binary file over the limit)
     # Patches git am found already in the base ("No changes -- Patch already applied").
     already_applied: list[str] = field(default_factory=list)
 
@@ -97,6 +101,7 @@ _PATCH_FAILED = re.compile(r"^Patch failed at (\d+) (.*)$", re.M)
 _APPLYING = re.compile(r"^Applying: (.*)$", re.M)
 _CONFLICT = re.compile(r"^CONFLICT \([^)]*\): .*? in (\S+)$", re.M)
 _LACKING = re.compile(r"^error: sha1 information is lacking or useless \((.+)\)\.$", re.M)
+_XFSZ = re.compile(rf"died of signal {int(signal.SIGXFSZ)}\b")  # a git child (mailsplit)
 _ERR_PATCH = re.compile(r"^error: (?:patch failed|.*: does not exist in index|.*: No such file or directory|"
                         r"could not build fake ancestor).*$", re.M)
 
@@ -117,8 +122,11 @@ def already_applied(output: str) -> list[str]:
 
 def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult:
     identity = (rules.bot_name, rules.bot_address)
-    res = g.git(worktree, "am", "-3", "--keep-cr", identity=identity, input_bytes=mbox,
-                log_file=log_file, timeout=rules.generate_timeout)
+    if refused := binpatch.over_limit(mbox):
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(f"not applied: {refused}\n", encoding="utf-8")
+        return ApplyResult(ok=False, message=refused, refused=refused)
+    res = _limited_am(rules, worktree, mbox, log_file, identity)
     applied = len(_APPLYING.findall(res.output))
     if res.ok:
         return ApplyResult(ok=True, applied=applied, log=res.output,
@@ -137,9 +145,29 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
               if line.startswith(("error:", "fatal:", "CONFLICT"))]
     g.git(worktree, "am", "--abort", identity=identity)
     message = "git am timed out" if res.timed_out else "\n".join(errors[:8]) or res.output.strip()[-500:]
+    if res.returncode == -signal.SIGXFSZ or _XFSZ.search(res.output):
+        refused = (f"git am was stopped writing a file over [limits] build_file_size "
+                   f"({rules.build_file_size / 1024 ** 2:g} MiB)")
+        return ApplyResult(ok=False, message=refused, refused=refused, log=res.output)
     return ApplyResult(
         ok=False,
         applied=max(0, applied - 1) if failed else applied,
         failed_patch=f"{int(failed.group(1))} ({failed.group(2).strip()})" if failed else "",
         message=message, conflicts=conflicts, log=res.output,
     )
+
+
+def _limited_am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path,
+                identity: tuple[str, str]) -> proc.ProcResult:
+    """``git am`` runs outside the sandbox, on the series' bytes: under the rules'
+    address-space, file-size, CPU and open-files limits (``prlimit``), with git's
+    pack windows kept small so that the address-space limit leaves it room."""
+    limits = lim.from_rules(rules)
+    prefix = lim.Limits(address_space=limits.address_space, cpu_seconds=limits.cpu_seconds,
+                        file_size=limits.file_size, pids=0, open_files=limits.open_files)
+    binary = lim.prlimit_binary()
+    args = (prefix.prlimit_args(binary, with_nproc=False) if binary else []) + [
+        "git", "-C", str(worktree), "-c", "core.packedGitWindowSize=32m",
+        "-c", "core.packedGitLimit=256m", "am", "-3", "--keep-cr"]
+    return proc.run(args, timeout=rules.generate_timeout, env=g.env(*identity), input_bytes=mbox,
+                    log_file=log_file)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, build_dir: Path,
-              log_file: Path, trusted: bool = False) -> StepResult:
+              log_file: Path, trusted: bool = False,
+              watch: Callable[[], str] | None = None) -> StepResult:
     """One build. Only ``trusted`` builds (the base, from the tree itself) may write
     to the shared ccache; a series' build reads it, so a hostile series cannot
     plant objects that later builds would use."""
@@ -48,12 +49,14 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
             env["CCACHE_READONLY"] = "1"
     try:
         res = proc.run_all([argv for argv, _ in wrapped], cwd=output, timeout=rules.build_timeout, env=env,
-                       output_cap=rules.output_cap, log_file=log_file)
+                       output_cap=rules.output_cap, log_file=log_file, watch=watch)
     except proc.ProcError as exc:
         return StepResult("build", INFRA, kernel=kernel.name, detail=str(exc),
                           started_at=started, log_path=str(log_file))
     diags = parse(res.output, strip_prefixes=(str(output), str(build_dir), str(kernel.path)))
-    if res.timed_out:
+    if res.stopped:  # diskguard: it wrote more than [limits] run_disk
+        status, detail = FAILED, res.stopped
+    elif res.timed_out:
         status, detail = TIMEOUT, f"timed out after {rules.build_timeout}s"
     elif res.ok:
         status, detail = SUCCESS, _count(diags) or f"{res.duration:.1f}s"
@@ -84,7 +87,7 @@ def ccache_dir(rules: Rules) -> Path | None:
 def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
               build_root: Path, log_dir: Path,
               progress: Callable[[str], None] | None = None,
-              trusted: bool = False) -> list[StepResult]:
+              trusted: bool = False, watch: Callable[[], str] | None = None) -> list[StepResult]:
     """Build on ``kernels`` in parallel; build dirs at ``build_root/<kernel>``, which
     stay the same from run to run so that ccache hits."""
     if not kernels:
@@ -95,7 +98,7 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,
-                           log_dir / f"build-{kernel.name}.log", trusted)
+                           log_dir / f"build-{kernel.name}.log", trusted, watch)
         if progress:
             progress(f"build {kernel.name}: {result.status} ({result.detail})")
         return result

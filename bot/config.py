@@ -120,6 +120,8 @@ class Rules:
     build_pids: int = 512
     build_open_files: int = 1024
     build_tmp_size: int = 1024 ** 3
+    # What one run may write (out/ and build dirs); also the free space it needs.
+    run_disk: int = 8 * 1024 ** 3
     extra: dict[str, Any] = field(default_factory=dict)
     commands: CommandRules = field(default_factory=CommandRules)
     # [web] listen = "host:port": `bpbot serve` also serves the status page (bot/web.py).
@@ -241,6 +243,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         build_pids=_count(limits, "build_pids", 512),
         build_open_files=_count(limits, "build_open_files", 1024),
         build_tmp_size=_size(limits, "build_tmp_size", 1024 ** 3),
+        run_disk=_size(limits, "run_disk", 8 * 1024 ** 3),
     )
     limits.done()
     rules_kw["commands"] = _commands(top.table("commands"))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import command_runner, git, outbox, pipeline, tracker
+from . import command_runner, git, isolate, outbox, pipeline, tracker
 from .config import Rules
 from .sandbox import Sandbox
 from .series import configure_b4
@@ -31,6 +32,8 @@ HOUSEKEEPING_SECONDS = 3600
 OUTBOX_RETRY_SECONDS = 30
 KEEP_RUN_DIRS_DAYS = 14
 IDLE_RECONNECT_SECONDS = 10
+BACKOFF_SECONDS = 5.0  # after a failed pass; doubled each time in a row
+BACKOFF_MAX_SECONDS = 300.0
 
 
 class Daemon:
@@ -44,6 +47,7 @@ class Daemon:
         self._kick = asyncio.Event()
         self._stop = asyncio.Event()
         self.idle_thread: threading.Thread | None = None
+        self.failures = 0  # failed passes in a row
         configure_b4(rules.bot_name, rules.bot_address)
 
     async def process(self) -> None:
@@ -66,8 +70,11 @@ class Daemon:
             # One version per pass: polls, commands and expiries keep their pace
             # behind a backlog of long builds; the loop comes straight back.
             if (version := pipeline.next_ready(self.state)) is not None:
-                await asyncio.to_thread(pipeline.run_version, self.state, self.rules,
-                                        self.sandbox, version, self.progress)
+                # A version the daemon died in before is run in a child process.
+                run = isolate.run_isolated if isolate.suspect(self.state, version["id"]) \
+                    else pipeline.run_version
+                await asyncio.to_thread(run, self.state, self.rules, self.sandbox, version,
+                                        self.progress)
                 if pipeline.next_ready(self.state) is not None:
                     self.kick()
             if self.send:
@@ -114,13 +121,32 @@ class Daemon:
                     break
                 try:
                     await self.process()
+                    self.failures = 0
                 except Exception:  # noqa: BLE001 - log it, keep serving; the next pass retries
-                    log.exception("a pass of the daemon failed")
-                if until_idle and not self.busy():
+                    await self._back_off()
+                if until_idle and not self._busy_or_unknown():
                     break
         finally:
             scheduler.shutdown(wait=False)
             self.source.close()
+
+    async def _back_off(self) -> None:
+        """After a failed pass (a full disk, a locked database): wait, longer each
+        time in a row, then try again; a stop ends the wait."""
+        self.failures += 1
+        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (self.failures - 1))
+        log.exception("a pass of the daemon failed (%d in a row); next pass in %gs",
+                      self.failures, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        self.kick()
+
+    def _busy_or_unknown(self) -> bool:
+        try:
+            return self.busy()
+        except sqlite3.Error as exc:  # the state cannot be read now: not idle
+            log.warning("cannot read the state: %s", exc)
+            return True
 
     def _start_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         """A second IMAP connection sits in IDLE and kicks the loop on new mail."""
@@ -161,6 +187,11 @@ class Daemon:
                 git.git(tree, "worktree", "remove", "--force", "--force", str(path))
                 shutil.rmtree(path, ignore_errors=True)
         git.git(tree, "worktree", "prune")
+        try:
+            if crashed := pipeline.close_crashed_runs(self.state):
+                log.warning("%d run(s) left running by a crash closed as abandoned", crashed)
+        except sqlite3.Error as exc:
+            log.error("cannot close the runs a crash left: %s", exc)
 
     async def housekeeping(self) -> None:
         """Between passes (under the lock): remove run logs and baseline logs older

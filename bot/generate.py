@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import cleanup, proc
@@ -16,7 +17,8 @@ from .steps import FAILED, INFRA, SUCCESS, TIMEOUT, StepResult
 log = logging.getLogger(__name__)
 
 
-def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file: Path) -> StepResult:
+def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file: Path,
+             watch: Callable[[], str] | None = None) -> StepResult:
     """Run the generator into ``output``. The generator may write ``output``'s
     parent (a dir of its own: gentree.py removes and recreates its output dir,
     which a bind mount would refuse with EBUSY) and reads the worktree with its
@@ -37,11 +39,13 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
     env = wrapped[0][1]
     try:
         res = proc.run_all([argv for argv, _ in wrapped], cwd=tree, timeout=rules.generate_timeout, env=env,
-                       output_cap=rules.output_cap, log_file=log_file)
+                       output_cap=rules.output_cap, log_file=log_file, watch=watch)
     except proc.ProcError as exc:
         return StepResult("generate", INFRA, detail=str(exc), started_at=started,
                           log_path=str(log_file))
-    if res.timed_out:
+    if res.stopped:  # diskguard: it wrote more than [limits] run_disk
+        status, detail = FAILED, res.stopped
+    elif res.timed_out:
         status, detail = TIMEOUT, f"timed out after {rules.generate_timeout}s"
     elif res.ok:
         status, detail = SUCCESS, f"{res.duration:.1f}s"

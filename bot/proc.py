@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,11 @@ class ProcResult:
     duration: float
     timed_out: bool = False
     truncated: bool = False
+    stopped: str = ""  # why ``watch`` stopped it, when it did
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
 class ProcError(RuntimeError):
@@ -48,6 +50,7 @@ def run(
     output_cap: int = DEFAULT_OUTPUT_CAP,
     input_bytes: bytes | None = None,
     log_file: Path | None = None,
+    watch: Callable[[], str] | None = None,
 ) -> ProcResult:
     """Run ``args`` and wait at most ``timeout`` seconds.
 
@@ -59,7 +62,8 @@ def run(
     cgroup removed. Output beyond ``output_cap`` bytes
     is read and dropped, so a child printing gigabytes neither blocks on a full
     pipe nor fills memory. When ``log_file`` is given the captured output is
-    written there too.
+    written there too. ``watch`` is called while it runs (at least once a
+    second); a non-empty answer stops the process group for that reason.
     """
     args = [str(a) for a in args]
     group = cgroups.child_of(args)
@@ -86,6 +90,7 @@ def run(
     kept = 0
     truncated = False
     timed_out = False
+    stopped = ""
     deadline = start + timeout
     with selectors.DefaultSelector() as sel:
         sel.register(child.stdout, selectors.EVENT_READ)
@@ -93,6 +98,8 @@ def run(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
+                break
+            if watch is not None and (stopped := watch()):
                 break
             if not sel.select(min(remaining, 1.0)):
                 continue
@@ -106,7 +113,7 @@ def run(
                 truncated = truncated or len(piece) < len(data)
             else:
                 truncated = True
-    if timed_out:
+    if timed_out or stopped:
         _kill(child, group)
     child.stdout.close()
     try:
@@ -122,6 +129,8 @@ def run(
         output += f"\n[output truncated at {output_cap} bytes]\n"
     if timed_out:
         output += f"\n[killed after {timeout:g}s timeout]\n"
+    if stopped:
+        output += f"\n[stopped: {stopped}]\n"
     duration = time.monotonic() - start
     result = ProcResult(
         args=args,
@@ -130,6 +139,7 @@ def run(
         duration=duration,
         timed_out=timed_out,
         truncated=truncated,
+        stopped=stopped,
     )
     if log_file is not None:
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")

@@ -37,15 +37,32 @@ POLL_SECONDS = 0.2
 
 
 def pack(directory: Path) -> bytes:
+    """The generated package (written by the sandbox: untrusted). A symlink is
+    packed as a link, never as what it points at (/etc/shadow, the state dir);
+    devices and fifos are left out."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-        tar.add(directory, arcname=".")
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1, dereference=False) as tar:
+        tar.add(directory, arcname=".", filter=_plain)
     return buf.getvalue()
 
 
+def _plain(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return member if member.isfile() or member.isdir() or member.issym() else None
+
+
 def unpack(data: bytes, directory: Path) -> None:
+    """No absolute paths, devices, nor links out of ``directory``: such members
+    are skipped (logged), so a hostile package builds without them."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(directory, filter="data")  # no absolute paths, links or devices
+        tar.extractall(directory, filter=_safe_member)
+
+
+def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    try:
+        return tarfile.data_filter(member, dest)
+    except tarfile.FilterError as exc:
+        log.warning("not unpacking %s: %s", member.name, exc)
+        return None
 
 
 def build_job(payload: dict) -> dict:
