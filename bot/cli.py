@@ -116,6 +116,8 @@ def _serve(rules: config.Rules, state) -> int:
 
     from . import kernels, sandbox
     from .daemon import Daemon
+    if not _only_daemon(rules.state_dir):
+        return EXIT_USAGE
     kernels.require_present(rules)
     if rules.web_listen:  # `serve` also serves the status page when the rules say where
         from . import web
@@ -124,6 +126,29 @@ def _serve(rules: config.Rules, state) -> int:
     daemon = Daemon(rules, state, sandbox.for_rules(rules))
     asyncio.run(daemon.run())
     return EXIT_OK
+
+
+_LOCKS: list[int] = []  # held until the process ends (the kernel drops them then)
+
+
+def _only_daemon(state_dir: Path) -> bool:
+    """One `bpbot serve` per state dir: two would run the same versions twice and
+    race on every reply. A lock file, released by the kernel when we die."""
+    import fcntl
+    path = state_dir / "serve.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        print(f"bpbot: another `bpbot serve` (pid {owner}) is running on {state_dir}; "
+              "stop it first", file=sys.stderr)
+        return False
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _LOCKS.append(fd)
+    return True
 
 
 def _load(path: Path | None) -> config.Rules:

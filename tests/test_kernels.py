@@ -216,3 +216,4 @@ def test_real_debian_headers_from_a_url_build_a_module_in_the_sandbox(tmp_path, 
     capsys.readouterr()
     assert cli.main(["kernels", "verify", "--dir", str(tmp_path / "k")]) == 0
     assert f"ok   {release}: 6.12." in capsys.readouterr().out
+
