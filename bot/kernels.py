@@ -99,15 +99,36 @@ def add_packages(kdir: Path, sources: list[str], force: bool = False) -> Path:
             res = proc.run(["dpkg-deb", "-x", str(deb), str(stage)], timeout=UNPACK_TIMEOUT)
             if not res.ok:
                 raise KernelError(f"{source}: not a Debian package: {res.output.strip()[-300:]}")
+        _refuse_linked_dirs(stage)
         arch = _arch_dir(stage, sources)
-        release = kversion.release_of(arch)
+        release = kversion.release_of(arch) or ""
+        if not _RELEASE.match(release):
+            raise KernelError(f"{arch.name}: UTS_RELEASE {release[:80]!r} is not a kernel release name")
         build = kdir / "lib" / "modules" / release / "build"
+        if not build.resolve().is_relative_to(kdir.resolve()):
+            raise KernelError(f"{release}: the kernel dir would be outside {kdir}")
         _make_room(build, force)
         new = tmp / "build"
         _relocate(stage, arch, new, build)
         new.rename(build)
     log.info("kernel %s added at %s", release, build)
     return build
+
+
+_RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
+# The dirs add_packages removes, renames or looks into: a symlink among them
+# (a hostile package's `usr -> /usr`) would make it act on the host.
+_WALKED = ("usr", "usr/src", "usr/share", "usr/share/doc", "usr/lib", "usr/lib/modules", "lib",
+           "lib/modules")
+
+
+def _refuse_linked_dirs(stage: Path) -> None:
+    for rel in _WALKED:
+        if (stage / rel).is_symlink():
+            raise KernelError(f"the packages make /{rel} a symlink: refused (not a header package)")
+    for d in (stage / "usr" / "src").glob("linux-headers-*"):
+        if d.is_symlink() and kversion.release_of(d):
+            raise KernelError(f"/usr/src/{d.name} is a symlink in the packages: refused")
 
 
 def _arch_dir(stage: Path, sources: list[str]) -> Path:
@@ -153,7 +174,7 @@ def _relocate(stage: Path, arch: Path, new: Path, final: Path) -> None:
             if link.is_symlink():
                 _fix_link(link, new, old_arch, moved)
     makefile = new / "Makefile"
-    if makefile.is_file():
+    if makefile.is_file() and not makefile.is_symlink():  # never write through a link
         text = makefile.read_text(encoding="utf-8", errors="replace")
         def at_final(match: re.Match) -> str:
             now = moved(match.group(1))

@@ -217,3 +217,58 @@ def test_real_debian_headers_from_a_url_build_a_module_in_the_sandbox(tmp_path, 
     assert cli.main(["kernels", "verify", "--dir", str(tmp_path / "k")]) == 0
     assert f"ok   {release}: 6.12." in capsys.readouterr().out
 
+
+
+def _host_headers(top: Path) -> Path:
+    """A stand-in for the host's /usr with an installed kernel's headers."""
+    usr = top / "usr"
+    gen = usr / "src" / "linux-headers-6.1.0-host" / "include" / "generated"
+    gen.mkdir(parents=True)
+    (gen / "utsrelease.h").write_text('#define UTS_RELEASE "6.1.0-host"\n')
+    (usr / "share" / "doc" / "precious").mkdir(parents=True)
+    (usr / "share" / "doc" / "precious" / "README").write_text("keep")
+    (usr / "src" / "linux-headers-6.1.0-host" / "Makefile").write_text("host makefile\n")
+    return usr
+
+
+def _tree_of(top: Path) -> dict[str, str]:
+    return {str(p.relative_to(top)): p.read_text() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_a_package_whose_usr_is_a_symlink_touches_nothing_of_the_host(tmp_path, caplog):
+    """A hostile .deb with ./usr -> the host's /usr must not make add remove,
+    move or read anything there."""
+    host = tmp_path / "host"
+    _host_headers(host)
+    before = _tree_of(host)
+    deb = _deb(tmp_path, "evil", {}, {"usr": str(host / "usr")})
+    assert cli.main(["kernels", "add", "--dir", str(tmp_path / "k"), str(deb)]) == 1
+    assert "symlink: refused" in caplog.text
+    assert _tree_of(host) == before
+
+
+def test_a_makefile_symlink_in_a_package_is_never_written_through(tmp_path):
+    host = tmp_path / "host"
+    usr = _host_headers(host)
+    victim = usr / "src" / "linux-headers-6.1.0-host" / "Makefile"
+    arch = f"usr/src/linux-headers-{REL}"
+    deb = _deb(tmp_path, "evil", {
+        f"{arch}/include/generated/utsrelease.h": f'#define UTS_RELEASE "{REL}"\n'},
+        {f"{arch}/Makefile": str(victim)})
+    cli.main(["kernels", "add", "--dir", str(tmp_path / "k"), str(deb)])
+    assert victim.read_text() == "host makefile\n"
+
+
+@pytest.mark.parametrize("release", ["../../../../escaped", "/tmp/abs-release", "a b"])
+def test_a_release_name_that_is_no_release_is_refused(tmp_path, caplog, release):
+    victim = tmp_path / "escaped" / "build" / "data"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("keep")
+    arch = "usr/src/linux-headers-evil"
+    deb = _deb(tmp_path, "evil", {
+        f"{arch}/include/generated/utsrelease.h": f'#define UTS_RELEASE "{release}"\n'}, {})
+    kdir = tmp_path / "a" / "b" / "k"
+    assert cli.main(["kernels", "add", "--force", "--dir", str(kdir), str(deb)]) == 1
+    assert "is not a kernel release name" in caplog.text
+    assert victim.read_text() == "keep"
+    assert not Path("/tmp/abs-release").exists()
