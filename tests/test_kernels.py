@@ -251,12 +251,13 @@ def test_a_makefile_symlink_in_a_package_is_never_written_through(tmp_path):
     host = tmp_path / "host"
     usr = _host_headers(host)
     victim = usr / "src" / "linux-headers-6.1.0-host" / "Makefile"
+    victim.write_text(f"include /usr/src/linux-headers-{REL}/Makefile.x\n")  # a path add rewrites
     arch = f"usr/src/linux-headers-{REL}"
     deb = _deb(tmp_path, "evil", {
         f"{arch}/include/generated/utsrelease.h": f'#define UTS_RELEASE "{REL}"\n'},
         {f"{arch}/Makefile": str(victim)})
     cli.main(["kernels", "add", "--dir", str(tmp_path / "k"), str(deb)])
-    assert victim.read_text() == "host makefile\n"
+    assert victim.read_text() == f"include /usr/src/linux-headers-{REL}/Makefile.x\n"
 
 
 @pytest.mark.parametrize("release", ["../../../../escaped", "/tmp/abs-release", "a b"])
