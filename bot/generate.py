@@ -34,7 +34,12 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
     values = dict(tree=tree, output=output, upstream=rules.upstream or "", jobs=rules.build_jobs,
                   python=sys.executable)
     readonly = [tree, *git_metadata(tree)] + ([rules.upstream] if rules.upstream else [])
-    wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=[output.parent], cwd=tree)
+    # A repository's config may hold credentials (a token in a remote URL): the
+    # generator sees an empty one (git needs none for describe/log).
+    empty = _empty_file(output.parent)
+    masks = {git / "config": empty for git in [*git_metadata(tree), *_git_dirs(rules.upstream)]}
+    wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=[output.parent], cwd=tree,
+                            masks=masks)
                for c in rules.generate_commands]
     env = wrapped[0][1]
     try:
@@ -47,6 +52,12 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
         status, detail = FAILED, res.stopped
     elif res.timed_out:
         status, detail = TIMEOUT, f"timed out after {rules.generate_timeout}s"
+    elif res.ok and (output.is_symlink() or not output.is_dir()):
+        # Builds bind the package by path and the bot reads it: a link would
+        # point them at a host dir the sandbox hides.
+        status, detail = FAILED, "the generator left no package dir (a symlink, or nothing)"
+        return StepResult("generate", status, detail=detail, log_path=str(log_file),
+                          duration=res.duration, started_at=started, tail=[detail])
     elif res.ok:
         status, detail = SUCCESS, f"{res.duration:.1f}s"
     else:
@@ -65,6 +76,18 @@ def _claim(parent: Path) -> None:
         raise OSError(f"{parent} holds other files: not emptied for the generator")
     parent.mkdir(parents=True, exist_ok=True)
     mark.touch()
+
+
+def _empty_file(parent: Path) -> Path:
+    """An empty file beside the generator's dir (out of its reach)."""
+    empty = parent.with_name(parent.name + ".empty")
+    if not empty.is_file() or empty.stat().st_size:
+        empty.write_bytes(b"")
+    return empty
+
+
+def _git_dirs(top: Path | None) -> list[Path]:
+    return [Path(top) / ".git"] if top and (Path(top) / ".git").is_dir() else []
 
 
 def git_metadata(tree: Path) -> list[Path]:

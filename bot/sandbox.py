@@ -126,19 +126,24 @@ class Sandbox:
         return env
 
     def wrap(self, args: list[str], *, readonly: list[Path], writable: list[Path],
-             cwd: Path | None = None) -> tuple[list[str], dict[str, str]]:
+             cwd: Path | None = None, masks: dict[Path, Path] | None = None
+             ) -> tuple[list[str], dict[str, str]]:
         """Return (argv, env) running ``args`` confined to ``writable``."""
         args = [str(a) for a in args]
         for path in writable:
             Path(path).mkdir(parents=True, exist_ok=True)
         inner = (self.limits.prlimit_args(self.prlimit, with_nproc=self.pids_cgroup is None)
                  if self.prlimit else []) + args
-        argv = inner if self.mode == "none" else [*self._bwrap(readonly, writable, cwd), "--", *inner]
+        argv = inner if self.mode == "none" else \
+            [*self._bwrap(readonly, writable, cwd, masks or {}), "--", *inner]
         if self.pids_cgroup is not None and self.limits.pids:
             argv = self.pids_cgroup.argv(self.limits.pids) + argv
         return argv, self.env()
 
-    def _bwrap(self, readonly: list[Path], writable: list[Path], cwd: Path | None) -> list[str]:
+    def _bwrap(self, readonly: list[Path], writable: list[Path], cwd: Path | None,
+               masks: dict[Path, Path]) -> list[str]:
+        """``masks``: files shown with another file's content (read-only), e.g. an
+        empty file over a repository's config, which may hold credentials."""
         argv = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID),
                 "--gid", str(SANDBOX_UID), "--cap-drop", "ALL", "--die-with-parent",
                 "--new-session"]
@@ -175,6 +180,9 @@ class Sandbox:
         order = {"ro": 0, "rw": 0, "hide": 1}
         for path, kind in sorted(mounts, key=lambda m: (len(m[0].parts), order[m[1]])):
             argv += _mount(path, kind)
+        for target, source in masks.items():
+            if Path(target).exists():
+                argv += ["--ro-bind", str(source), str(target)]
         # Read-only only now: the binds above may need mount points inside.
         for path, kind in mounts:
             if kind == "hide" and path.is_dir():

@@ -104,3 +104,33 @@ def test_real_gentree_generates_in_the_shipped_sandbox(tmp_path):
         assert (paths.out / "versions").is_file() and (paths.out / "Makefile").is_file()
     finally:
         git.git(Path(REAL_TREE), "worktree", "remove", "--force", str(wt))
+
+
+def test_the_generator_never_sees_a_repository_config(tmp_path):
+    """A remote URL with a token in .git/config must not reach the generator (and
+    from there the public reply)."""
+    rules, wt = _worktree(tmp_path)
+    assert git.git(rules.tree_path, "config", "remote.origin.url",
+                   "https://bot:ghp_SECRET123@example.org/tree.git").ok
+    (wt / "stand_in.py").write_text(STAND_IN + """
+url = subprocess.run(["git", "config", "remote.origin.url"], cwd=tree, capture_output=True,
+                     text=True).stdout
+open(os.path.join(out, "url"), "w").write(url + open(os.path.join(os.path.dirname(
+    subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=tree, capture_output=True,
+                   text=True).stdout.strip() + "/x"), "config")).read())
+""")
+    paths = baseline.WorkPaths(tmp_path / "run")
+    step = generate.generate(rules, sandbox.for_rules(rules), wt, paths.out, tmp_path / "gen.log")
+    assert step.status == SUCCESS, (tmp_path / "gen.log").read_text()[-2000:]
+    assert "SECRET" not in (paths.out / "url").read_text()
+    assert (paths.out / "versions").read_text().strip()  # git describe still works
+
+
+def test_a_package_dir_replaced_by_a_symlink_fails_the_generate_step(tmp_path):
+    rules, wt = _worktree(tmp_path)
+    (wt / "stand_in.py").write_text(
+        "import os, shutil, sys\nout = sys.argv[2]\nshutil.rmtree(out)\n"
+        "os.symlink('../../work', out)\n")
+    paths = baseline.WorkPaths(tmp_path / "run")
+    step = generate.generate(rules, sandbox.for_rules(rules), wt, paths.out, tmp_path / "gen.log")
+    assert step.status == "failed" and "symlink" in step.detail
