@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,19 @@ def _kbuild_deps(text: str) -> list[str]:
     return out
 
 
+MAX_READ = 16 * 1024 * 1024
+
+
+def _regular(path: Path) -> bool:
+    """A regular file of sane size, not through a symlink: everything here was
+    written by the series' generator or build, and the bot reads it unsandboxed."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size <= MAX_READ
+
+
 def compiled(build_dir: Path, package: Path) -> set[str] | None:
     """Package paths of every source and header the objects in ``build_dir``
     depend on; None when the build left no dependency files at all."""
@@ -77,9 +91,11 @@ def compiled(build_dir: Path, package: Path) -> set[str] | None:
     seen = False
     found: set[str] = set()
     for dep in build_dir.rglob("*"):
-        if dep.suffix == ".d" and dep.is_file():
+        if not _regular(dep):
+            continue
+        if dep.suffix == ".d":
             deps = _make_deps(dep.read_text(errors="replace"))
-        elif dep.name.startswith(".") and dep.name.endswith(".o.cmd") and dep.is_file():
+        elif dep.name.startswith(".") and dep.name.endswith(".o.cmd"):
             # kbuild runs in the kernel's dir: its relative paths are the kernel's own
             # generated headers; the module's files are absolute.
             deps = [d for d in _kbuild_deps(dep.read_text(errors="replace"))
@@ -99,13 +115,13 @@ def package_path(tree: Path, package: Path, path: str) -> str | None:
     """Where the generator put the tree file ``path``: the same path when the
     package has it, else a package file of the same name and content."""
     source = tree / path
-    if (package / path).is_file():
+    if _regular(package / path):
         return path
-    if not source.is_file():
+    if not _regular(source):
         return None
     want = _digest(source)
     for candidate in sorted(package.rglob(source.name)):
-        if candidate.is_file() and _digest(candidate) == want:
+        if _regular(candidate) and _digest(candidate) == want:
             return str(candidate.relative_to(package))
     return None
 
@@ -114,7 +130,7 @@ def measure(tree: Path, package: Path, changed: list[str],
             build_dirs: dict[str, Path]) -> list[FileCoverage] | None:
     """Per changed C source or header, the kernels whose build compiled it;
     None when no build left dependency files (coverage unknown)."""
-    code = [p for p in changed if is_code(p) and (tree / p).is_file()]
+    code = [p for p in changed if is_code(p) and _regular(tree / p)]
     if not code:
         return []
     per_kernel = {name: compiled(d, package) for name, d in build_dirs.items()}
