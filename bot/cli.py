@@ -102,6 +102,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         web.serve(rules, ReadOnlyState(database), args.host or host,
                   port if args.port is None else args.port)
         return EXIT_OK
+    # The lock before the database is opened (and migrated): a second, newer
+    # `serve` must not migrate the state under a running daemon.
+    if args.command == "serve" and not _only_daemon(rules.state_dir):
+        return EXIT_USAGE
     from .state import State
     state = State(database)
     if args.command == "status":
@@ -116,8 +120,6 @@ def _serve(rules: config.Rules, state) -> int:
 
     from . import kernels, sandbox
     from .daemon import Daemon
-    if not _only_daemon(rules.state_dir):
-        return EXIT_USAGE
     kernels.require_present(rules)
     if rules.web_listen:  # `serve` also serves the status page when the rules say where
         from . import web
@@ -135,6 +137,7 @@ def _only_daemon(state_dir: Path) -> bool:
     """One `bpbot serve` per state dir: two would run the same versions twice and
     race on every reply. A lock file, released by the kernel when we die."""
     import fcntl
+    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "serve.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
     try:
