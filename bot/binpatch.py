@@ -50,29 +50,39 @@ def _texts(raw: bytes) -> list[str]:
     return texts
 
 
-def _delta_result_size(lines: str) -> int:
-    """The result size in a git delta's header: decode just the first lines."""
-    data = b""
-    for line in lines.splitlines()[:2]:
+UNKNOWN_SIZE = 1 << 62  # a delta whose header cannot be read counts as too big
+
+
+def _delta_result_size(lines: str, max_lines: int = 64) -> int:
+    """The result size in a git delta's header: decode line by line (a hostile
+    patch may put one byte on each) until both sizes are out."""
+    inflate = zlib.decompressobj()
+    head = b""
+    for line in lines.splitlines()[:max_lines]:
+        if not line:
+            continue
         n = ord(line[0]) - (ord("A") - 1 if line[0] <= "Z" else ord("a") - 27)
         try:
-            data += base64.b85decode(line[1:])[:n]
-        except ValueError:
-            return 0
-    try:
-        head = zlib.decompressobj().decompress(data, 32)
-    except zlib.error:
-        return 0
+            head += inflate.decompress(base64.b85decode(line[1:])[:n], 32 - len(head))
+        except (ValueError, zlib.error):
+            return UNKNOWN_SIZE
+        sizes = _varints(head)
+        if len(sizes) == 2:
+            return sizes[1]
+    return UNKNOWN_SIZE
+
+
+def _varints(data: bytes) -> list[int]:
     sizes, shift, value = [], 0, 0
-    for byte in head:
+    for byte in data:
         value |= (byte & 0x7F) << shift
         shift += 7
         if not byte & 0x80:
             sizes.append(value)
             shift = value = 0
             if len(sizes) == 2:
-                return sizes[1]
-    return 0
+                break
+    return sizes
 
 
 def binaries(mbox: bytes) -> list[Binary]:
@@ -95,6 +105,9 @@ def over_limit(mbox: bytes, limit: int = MAX_BINARY_BYTES) -> str:
     """The reason to refuse the series ("" when every binary file is within ``limit``)."""
     for b in binaries(mbox):
         if b.size > limit:
+            if b.size >= UNKNOWN_SIZE:
+                return (f"patch {b.patch}: a binary delta whose size cannot be read ({b.path}); "
+                        f"binary files are applied up to {limit / 1024 ** 2:g} MiB")
             return (f"patch {b.patch}: a binary file of {b.size / 1024 ** 2:.1f} MiB "
                     f"({b.path}) is over the limit of {limit / 1024 ** 2:g} MiB")
     return ""

@@ -406,3 +406,12 @@ def test_the_archive_packs_links_as_links_and_never_unpacks_one_out_of_its_dir(t
     assert (dest / "include" / "a.h").read_text() == "#define A 1\n"
     assert (dest / "b.h").is_symlink()
     assert not (dest / "shadow").is_symlink() and not (dest / "up").is_symlink()
+
+
+def test_a_delta_split_into_one_byte_lines_is_still_judged_by_its_result_size():
+    """A 497-byte patch whose delta lines carry one byte each made git am write
+    100 MiB: the size is read however the delta is cut into lines."""
+    from bot import binpatch
+    mbox = (Path(__file__).parent / "data" / "binary" / "delta-one-byte-lines.patch").read_bytes()
+    assert [b.size for b in binpatch.binaries(mbox)] == [100 * 1024 * 1024]
+    assert "over the limit" in binpatch.over_limit(mbox)
