@@ -21,6 +21,7 @@ from .lists import ListRule
 from .state import State
 
 log = logging.getLogger(__name__)
+MISSING_TRIES = 3  # polls before a UID listed without its body is given up
 FETCH_CHUNK = 200
 
 
@@ -113,6 +114,7 @@ class ImapSource:
         self.name = f"imap:{src.user}@{src.host}:{src.port}/{src.folder}"
         self.client: IMAPClient | None = None
         self.uidvalidity = 0
+        self._missing: dict[int, int] = {}  # UID -> polls that brought it without a body
 
     def connect(self) -> IMAPClient:
         if self.client is not None:
@@ -146,14 +148,36 @@ class ImapSource:
         for i in range(0, len(uids), FETCH_CHUNK):
             chunk = uids[i:i + FETCH_CHUNK]
             data = client.fetch(chunk, ["BODY.PEEK[]"])
+            chunk, held = self._fetched_prefix(chunk, data)
             raws = [data[u][b"BODY[]"] for u in chunk if u in data and b"BODY[]" in data[u]]
-            result = spool.spool(
-                self.state, self.name, raws, bot_address=self.rules.bot_address,
-                loop_id=self.rules.loop_id, max_bytes=self.rules.max_message_bytes,
-                cursor=spool.Cursor(self.name, self.uidvalidity, chunk[-1]),
-                lists=ListRule.of(self.rules))
-            new += result.new
+            if chunk:
+                result = spool.spool(
+                    self.state, self.name, raws, bot_address=self.rules.bot_address,
+                    loop_id=self.rules.loop_id, max_bytes=self.rules.max_message_bytes,
+                    cursor=spool.Cursor(self.name, self.uidvalidity, chunk[-1]),
+                    lists=ListRule.of(self.rules))
+                new += result.new
+            if held:
+                break  # the cursor stays before the UID that came without its body
         return new
+
+    def _fetched_prefix(self, chunk: list[int], data: dict) -> tuple[list[int], bool]:
+        """The UIDs up to the first one the server listed but sent no body for
+        (expunged meanwhile, or a server error): the cursor must not pass it, or
+        the mail would be lost without a word. After MISSING_TRIES polls it is
+        given up, with an error in the log naming it."""
+        for n, uid in enumerate(chunk):
+            if uid in data and b"BODY[]" in data[uid]:
+                continue
+            tries = self._missing[uid] = self._missing.get(uid, 0) + 1
+            if tries < MISSING_TRIES:
+                log.warning("IMAP %s: UID %d came without its body (try %d of %d); "
+                            "reading it again at the next poll", self.name, uid, tries,
+                            MISSING_TRIES)
+                return chunk[:n], True
+            log.error("IMAP %s: UID %d came without its body %d times: skipped (was it "
+                      "expunged?)", self.name, uid, tries)
+        return chunk, False
 
     def idle_wait(self, seconds: float) -> bool:
         """Block in IDLE up to ``seconds``; True when the server announced something."""
