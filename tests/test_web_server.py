@@ -4,6 +4,7 @@ and a real request is answered whatever idle connections are open."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -143,3 +144,57 @@ def test_past_the_waiting_room_the_oldest_idle_connection_goes(serve):
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_a_client_dripping_its_headers_cannot_hold_a_worker():
+    """The socket timeout bounds each read; the request line and headers together
+    must arrive within the timeout too, or dripping clients starve the page."""
+    import http.client
+    import socket
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from bot import web
+
+    class App:
+        state = SimpleNamespace(close=lambda: None)
+
+        def handle(self, target):
+            return web.Response(200, b"ok\n", "text/plain")
+
+    timeout, workers = 1.0, 2
+    server = web.make_server(SimpleNamespace(file="rules.toml"), None, "127.0.0.1", 0,
+                             app=App(), timeout=timeout, max_workers=workers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    stop = threading.Event()
+    socks = []
+    try:
+        for _ in range(workers):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\nX: ")
+            socks.append(s)
+
+        def drip():
+            while not stop.wait(timeout / 3):
+                for s in socks:
+                    with contextlib.suppress(OSError):
+                        s.sendall(b"a")
+        threading.Thread(target=drip, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while True:  # the dripping workers are cut off within about one timeout
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/")
+            status = conn.getresponse().status
+            conn.close()
+            if status == 200:
+                break
+            assert time.monotonic() < deadline, "dripping clients still hold every worker"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for s in socks:
+            s.close()
+        server.shutdown()
+        server.server_close()
