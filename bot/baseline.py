@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apply, build, generate, git
+from . import apply, executor, generate, git
 from .config import Kernel, Rules
 from .diagnostics import Diagnostic
 from .sandbox import Sandbox
@@ -108,7 +108,7 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
                                            log_path=gen.log_path)
         else:
             # The base is the tree's own code: its builds may fill the ccache.
-            for step in build.build_all(rules, sandbox, missing, paths.out, paths.build, logs,
+            for step in executor.build_all(rules, sandbox, missing, paths.out, paths.build, logs,
                                         trusted=True):
                 fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
                                                 step.diagnostics, step.log_path)

@@ -88,13 +88,11 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
               build_root: Path, log_dir: Path,
               progress: Callable[[str], None] | None = None,
               trusted: bool = False, watch: Callable[[], str] | None = None) -> list[StepResult]:
-    """Build on ``kernels`` in parallel; build dirs at ``build_root/<kernel>``, which
-    stay the same from run to run so that ccache hits."""
+    """Build on ``kernels`` in parallel on this host; build dirs at
+    ``build_root/<kernel>``, which stay the same from run to run so that ccache
+    hits. (bot/executor.py chooses between this and the RQ workers.)"""
     if not kernels:
         return []
-    if rules.executor == "rq":
-        from . import remote
-        return remote.build_all(rules, kernels, output, log_dir, progress, trusted)
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import kversion
+from .config_kernels import Kernel, _kernels  # noqa: F401 (Kernel re-exported)
 from .config_table import PLACEHOLDERS, ConfigError, _count, _path, _size, _Table  # noqa: F401 (re-exported)
 
 # The example rules, shipped inside the package (bot/rules/ links to the
@@ -46,17 +46,6 @@ class Smtp:
     password_file: Path | None = None
     starttls: bool = False
     timeout: int = 60
-
-
-@dataclass(frozen=True)
-class Kernel:
-    name: str
-    version: str
-    path: Path
-
-    @property
-    def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in re.findall(r"\d+", self.version)[:3])
 
 
 @dataclass(frozen=True)
@@ -377,52 +366,6 @@ def _subset(table: _Table) -> dict[str, Any]:
     table.done()
     return dict(subset_full=full, subset_paths=paths, subset_max_kernels=max_kernels)
 
-
-def _natural(text: str) -> list:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
-
-
-def _kernel_path(t: _Table, base: Path) -> Path:
-    """A path, or a glob whose newest match (version order) is taken, for
-    Debian's linux-headers-6.1.0-NN-amd64 that change with each stable update."""
-    raw = t.get("path", str)
-    if not any(c in raw for c in "*?["):
-        return _path(base, raw)
-    pattern = _path(base, raw)
-    matches = sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))),
-                     key=lambda p: _natural(p.name))
-    if not matches:
-        raise t.fail("path", f"no directory matches {raw!r} (are the kernel headers installed?)")
-    return matches[-1]
-
-
-def _detect_version(t: _Table, path: Path) -> str:
-    """MAJOR.PATCHLEVEL.SUBLEVEL from a kernel build dir's generated version.h."""
-    version = kversion.version_of(path)
-    if version is None:
-        raise t.fail("version", f"is \"auto\" but no version.h with a version was found in {path}")
-    return version
-
-
-def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
-    raw = top.get("kernels", list)
-    if not raw:
-        raise top.fail("kernels", "must list at least one kernel")
-    kernels = []
-    for i, item in enumerate(raw):
-        t = _Table(file, f"kernels[{i}]", item)
-        path = _kernel_path(t, base)
-        version = t.get("version", str)
-        if version == "auto":
-            version = _detect_version(t, path)
-        if not re.match(r"^\d+\.\d+(\.\d+)?", version):
-            raise t.fail("version", f"must look like 6.1 or 6.1.140 (or \"auto\"), not {version!r}")
-        k = Kernel(name=t.get("name", str), version=version, path=path)
-        t.done()
-        if any(k.name == other.name for other in kernels):
-            raise t.fail("name", f"duplicate kernel name {k.name!r}")
-        kernels.append(k)
-    return sorted(kernels, key=lambda k: k.version_tuple)
 
 def expand(command: list[str], values: dict[str, Any]) -> list[str]:
     """Fill ``{placeholders}`` in an argument list (no shell involved)."""

@@ -21,10 +21,10 @@ from pathlib import Path
 from . import (
     apply,
     baseline,
-    build,
     coverage,
     diffinfo,
     diskguard,
+    executor,
     generate,
     git,
     matrix,
@@ -311,7 +311,7 @@ def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
                                    detail=f"generation {gen.status}") for k in kernels}
     say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time")
     clock = time.monotonic()
-    steps = build.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say, watch=watch)
+    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say, watch=watch)
     outcome.timings["build"] = time.monotonic() - clock
     return {s.kernel: s for s in steps}
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import cleanup
+from . import build, cleanup, sandbox
 from . import limits as lim
 from .config import Kernel, Rules
 from .diagnostics import Diagnostic
@@ -67,7 +67,6 @@ def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
 
 def build_job(payload: dict) -> dict:
     """Runs on the worker: unpack, build in the sandbox, return the result."""
-    from . import build, sandbox
 
     root = Path(os.environ.get("BPBOT_WORKER_DIR", Path(tempfile.gettempdir()) / "bpbot-worker"))
     worker = _worker_name()

@@ -23,12 +23,10 @@ contributor would type it (the reply's "To reproduce" form).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -321,31 +319,9 @@ def _not_found(text: str, content_type: str = "text/html; charset=utf-8") -> Res
     return Response(404, (text + "\n").encode(), content_type)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(web_server.RequestDeadline, BaseHTTPRequestHandler):
     server_version = "bpbot-web"
     app: StatusApp  # set on a subclass by make_server
-
-    # The socket timeout bounds each read; this bounds the whole request line
-    # and headers, so a client dripping a byte now and then cannot hold a worker.
-    def setup(self) -> None:
-        super().setup()
-        limit = getattr(self.server, "idle_timeout", web_server.TIMEOUT)
-        self._deadline = threading.Timer(limit, self._too_slow)
-        self._deadline.daemon = True
-        self._deadline.start()
-
-    def _too_slow(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()  # reads the headers too
-        self._deadline.cancel()
-        return ok
-
-    def finish(self) -> None:
-        self._deadline.cancel()
-        super().finish()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's API
         self._answer(send_body=True)

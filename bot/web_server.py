@@ -163,3 +163,29 @@ class BoundedServer(ThreadingHTTPServer):
 
 class BoundedServer6(BoundedServer):
     address_family = socket.AF_INET6
+
+
+class RequestDeadline:
+    """A mixin for the request handler. The socket timeout bounds each read; this
+    bounds the request line and headers together, so a client dripping a byte now
+    and then cannot hold a worker."""
+
+    def setup(self) -> None:
+        super().setup()
+        limit = getattr(self.server, "idle_timeout", TIMEOUT)
+        self._deadline = threading.Timer(limit, self._too_slow)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _too_slow(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers too
+        self._deadline.cancel()
+        return ok
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()

@@ -260,8 +260,9 @@ def test_a_makefile_symlink_in_a_package_is_never_written_through(tmp_path):
     assert victim.read_text() == f"include /usr/src/linux-headers-{REL}/Makefile.x\n"
 
 
-@pytest.mark.parametrize("release", ["../../../../escaped", "/tmp/abs-release", "a b"])
+@pytest.mark.parametrize("release", ["../../../../escaped", "{tmp}/abs-release", "a b"])
 def test_a_release_name_that_is_no_release_is_refused(tmp_path, caplog, release):
+    release = release.replace("{tmp}", str(tmp_path))
     victim = tmp_path / "escaped" / "build" / "data"
     victim.parent.mkdir(parents=True)
     victim.write_text("keep")
@@ -272,4 +273,4 @@ def test_a_release_name_that_is_no_release_is_refused(tmp_path, caplog, release)
     assert cli.main(["kernels", "add", "--force", "--dir", str(kdir), str(deb)]) == 1
     assert "is not a kernel release name" in caplog.text
     assert victim.read_text() == "keep"
-    assert not Path("/tmp/abs-release").exists()
+    assert not (tmp_path / "abs-release").exists()
