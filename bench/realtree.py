@@ -7,7 +7,10 @@ with rules/backports.toml pointed at the given paths; the base cache is
 shared, as a contributor's repeated checks share it. Prints one line per
 commit (verdict, wall time, generate and build times) and, last:
 
-    series=<n> pass=<n> fail=<n> base_fails=<n> median_s=<x> cold_s=<x>
+    series=<n> pass=<n> fail=<n> base_fails=<n> not_tested=<n> median_s=<x> cold_s=<x>
+
+(not_tested counts NOT TESTED and PARTIAL answers: e.g. changed code that the
+build config does not compile.)
 
 cold_s: one cold `gentree.py` plus one cold build of the first kernel
 (ccache off), measured in the same run outside the bot.
@@ -91,7 +94,7 @@ def main() -> int:
     try:
         rules = _rules(args, work)
         cache = work / "cache"
-        counts = dict(pass_=0, fail=0, base_fails=0)
+        counts = dict(pass_=0, fail=0, base_fails=0, not_tested=0)
         times: list[float] = []
         for commit in _commits(args):
             patch_dir = work / f"p-{commit[:12]}"
@@ -103,24 +106,29 @@ def main() -> int:
                                  capture_output=True, text=True, timeout=7200)
             took = time.monotonic() - started
             times.append(took)
+            headline = ""
             try:
                 data = json.loads(res.stdout)
                 verdict = data["series"][0].get("verdict", "?") if data.get("series") else "none"
+                text = data["replies"][0]["text"] if data.get("replies") else ""
+                headline = next((ln for ln in text.splitlines() if ln.startswith("Verdict:")), "")
             except (ValueError, KeyError, IndexError):
                 verdict = f"exit {res.returncode}"
             word = verdict.lower()
             key = "fail" if "fail" in word and "base" not in word else \
-                "base_fails" if "base" in word else "pass_" if "pass" in word else None
+                "base_fails" if "base" in word else "pass_" if "pass" in word else \
+                "not_tested" if word in ("not-tested", "partial") else None
             if key:
                 counts[key] += 1
             subject = subprocess.run(["git", "-C", str(args.tree), "log", "-1", "--format=%s", commit],
                                      capture_output=True, text=True).stdout.strip()
-            print(f"{commit[:12]} {verdict:<28} {took:7.1f}s exit={res.returncode} {subject[:60]}",
-                  flush=True)
+            print(f"{commit[:12]} {verdict:<12} {took:7.1f}s exit={res.returncode} {subject[:60]}\n"
+                  f"    {headline}", flush=True)
         cold = 0.0 if args.skip_cold else _cold(args, work)
         median = statistics.median(times) if times else 0.0
         print(f"series={len(times)} pass={counts['pass_']} fail={counts['fail']} "
-              f"base_fails={counts['base_fails']} median_s={median:.1f} cold_s={cold:.1f}")
+              f"base_fails={counts['base_fails']} not_tested={counts['not_tested']} "
+              f"median_s={median:.1f} cold_s={cold:.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
