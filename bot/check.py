@@ -21,7 +21,6 @@ import json
 import logging
 import mailbox
 import os
-import shutil
 import signal
 import sqlite3
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 # Only what reading and classifying the mail needs: the series, pipeline and
 # report modules (and asyncio, which outbox pulls in) are imported when the
 # input holds a patch (a no-patch check is mostly import time otherwise).
-from . import check_cache, classify, config, git, layout, proc, spool
+from . import check_cache, classify, cleanup, config, git, layout, proc, spool
 from .check_cache import CheckCache
 from .state import State, loads
 
@@ -289,8 +288,10 @@ def _remove(scratch: Path, keep: bool, trees: list[Path]) -> None:
     if keep:
         print(f"bpbot: kept the scratch dir: {scratch}", file=sys.stderr)
         return
-    shutil.rmtree(scratch, onerror=lambda fn, path, exc: log.warning(
-        "could not remove %s: %s", path, exc[1]))
+    try:  # whatever modes the series' build left inside (chmod 000 dirs)
+        cleanup.remove_tree(scratch)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", scratch, exc)
     for tree in trees:  # worktrees of a run that was cut off were in the scratch dir
         with contextlib.suppress(proc.ProcError):
             git.git(tree, "worktree", "prune")

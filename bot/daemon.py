@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import command_runner, git, isolate, outbox, pipeline, tracker
+from . import cleanup, command_runner, git, isolate, outbox, pipeline, tracker
 from .config import Rules
 from .sandbox import Sandbox
 from .series import configure_b4
@@ -207,5 +207,8 @@ class Daemon:
         old = [d for pattern in ("run-*", "baselines/*") for d in work.glob(pattern)
                if d.is_dir() and d.stat().st_mtime < cutoff]
         for run_dir in old:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            try:
+                cleanup.remove_tree(run_dir)
+            except OSError as exc:
+                log.warning("cannot remove the old run dir %s: %s", run_dir, exc)
         git.git(self.rules.tree_path, "worktree", "prune")

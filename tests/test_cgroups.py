@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proctools import running
 
 from bot import cgroups, limits, proc, sandbox
 from bot.limits import Limits
@@ -35,15 +36,6 @@ def wait_until(condition, what: str, seconds: float = WAIT):
             return value
         time.sleep(0.02)
     pytest.fail(f"timed out waiting for {what}")
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (init may reap orphans late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def ppid(pid: int) -> int:
