@@ -1,6 +1,6 @@
 """Pipeline: test one series version.
 
-apply -> choose the kernel subset -> baseline (cached) -> generate -> build
+apply -> order the kernels (every one is built) -> baseline (cached) -> generate -> build
 -> compare with the base -> report. The run, its steps and the reply are
 written in one transaction at the end, so a crash mid-run leaves the version
 ``running`` and it is run again (in a child process, bot/isolate.py). A run
