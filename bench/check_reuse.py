@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import layout  # noqa: E402
+from bot.demo import layout  # noqa: E402
 
 
 def check(inputs: list[str], cache: Path, tmp: Path) -> tuple[float, subprocess.CompletedProcess]:

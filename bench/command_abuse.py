@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import command_runner, config, spool  # noqa: E402
+from bot.commands import runner as command_runner
+from bot.config import rules as config
+from bot.ingest import spool  # noqa: E402
 from bot.state import State  # noqa: E402
 
 T0 = 1_768_000_000.0  # 2026-01-09 23:06 UTC

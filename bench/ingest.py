@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
 from bench import mailgen  # noqa: E402
-from bot import config, series, spool, tracker  # noqa: E402
+from bot.config import rules as config  # noqa: E402
+from bot.ingest import spool  # noqa: E402
+from bot.series import assembly as series  # noqa: E402
+from bot.series import tracker  # noqa: E402
 from bot.state import State  # noqa: E402
 
 log = logging.getLogger("bench.ingest")

@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import layout, proc, sandbox  # noqa: E402
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox  # noqa: E402
+from bot.sandbox import proc
 
 
 def timed(argv: list[str], env: dict | None, cwd: Path | None = None) -> float:

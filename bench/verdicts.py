@@ -35,9 +35,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import git, layout, pipeline, sandbox, spool, tracker  # noqa: E402
-from bot.series import configure_b4  # noqa: E402
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker  # noqa: E402
+from bot.series.assembly import configure_b4  # noqa: E402
 from bot.state import State  # noqa: E402
+from bot.testrun import pipeline
 
 log = logging.getLogger("bench.verdicts")
 KERNELS = ["3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1"]
@@ -144,7 +150,7 @@ def run(rules, state: State, raw: bytes):
     tracker.assemble(state, rules)
     version = pipeline.next_ready(state)
     start = time.monotonic()
-    outcome = pipeline.run_version(state, rules, sandbox.for_rules(rules), version)
+    outcome = results.run_version(state, rules, sandbox.for_rules(rules), version)
     return outcome, time.monotonic() - start
 
 

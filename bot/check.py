@@ -33,9 +33,13 @@ from pathlib import Path
 # Only what reading and classifying the mail needs: the series, pipeline and
 # report modules (and asyncio, which outbox pulls in) are imported when the
 # input holds a patch (a no-patch check is mostly import time otherwise).
-from . import check_cache, classify, cleanup, config, git, layout, proc, spool
-from .check_cache import CheckCache
-from .state import State, loads
+from bot import check_cache
+from bot.check_cache import CheckCache
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import classify, spool
+from bot.sandbox import cleanup, git, proc
+from bot.state import State, loads
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def read_mail(path: Path) -> list[bytes]:
         return [box.get_bytes(k) for k in sorted(box.keys())]
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
-    from .sources import read_mbox  # imapclient: only when reading a file
+    from bot.ingest.sources import read_mbox  # imapclient: only when reading a file
     return read_mbox(path.read_bytes())  # an mbox, or one mail
 
 
@@ -135,13 +139,16 @@ def _check(rules: config.Rules, raws: list[bytes], scratch: Path, cache: CheckCa
 
 def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None:
     """Assemble the series and test each; the replies land in the scratch outbox."""
-    from . import pipeline, sandbox, tracker
-    from .series import configure_b4
+    from bot.reply import notices, results
+    from bot.sandbox import bwrap as sandbox
+    from bot.series import tracker
+    from bot.series.assembly import configure_b4
+    from bot.testrun import pipeline
     configure_b4(rules.bot_name, rules.bot_address)
     threaded = any(r["in_reply_to"] or r["refs"] != "[]" for r in state.query(
         "SELECT in_reply_to, refs FROM messages"))
     tracker.assemble(state, rules, one_thread=not threaded)
-    tracker.expire(state, rules)
+    notices.expire(state, rules)
     progress = (lambda text: print(f"bpbot: {text}", file=sys.stderr, flush=True)) \
         if show_progress else None
     if pipeline.next_ready(state) is not None:
@@ -149,8 +156,8 @@ def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None
         if box.pids_cgroup is not None:
             _CGROUP_PARENTS.append(box.pids_cgroup.parent)
         while (version := pipeline.next_ready(state)) is not None:
-            pipeline.run_version(state, rules, box, version, progress)
-    tracker.expire(state, rules)  # answers versions b4 found untestable at run time
+            results.run_version(state, rules, box, version, progress)
+    notices.expire(state, rules)  # answers versions b4 found untestable at run time
 
 
 def _say_base(state: State, known: set[str], cache: CheckCache | None) -> None:
@@ -235,7 +242,7 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-# Where the sandbox makes a pids cgroup per command (bot/limits.py), named
+# Where the sandbox makes a pids cgroup per command (bot/sandbox/limits.py), named
 # "<our pid>-...": a bubblewrap whose launcher was killed is no longer below
 # us (bubblewrap issue 633), but still in its cgroup.
 _CGROUP_PARENTS: list[Path] = []
@@ -304,8 +311,8 @@ NOT_TESTED_EXIT = 2
 
 
 def _exit_code(verdicts: list[str]) -> int:
-    from . import report  # (with the pipeline's modules: not for a mail without a patch)
-    exit_codes = {report.PASS: 0, report.FAIL: 1}
+    from bot.testrun import outcome  # (with the pipeline's modules: not for a mail without a patch)
+    exit_codes = {outcome.PASS: 0, outcome.FAIL: 1}
     codes = [exit_codes.get(v, NOT_TESTED_EXIT) for v in verdicts]
     if 1 in codes:
         return 1
@@ -313,7 +320,7 @@ def _exit_code(verdicts: list[str]) -> int:
 
 
 def _as_json(state: State, replies: list[dict], code: int) -> dict:
-    from . import status
+    from bot import status
     return dict(
         exit_code=code,
         series=status.rows(state),

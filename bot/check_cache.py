@@ -1,7 +1,7 @@
 """``bpbot check``'s cache: base builds kept between checks of the same rules.
 
 A check runs in a scratch dir with a scratch state (bot/check.py). The
-daemon's base cache (bot/baseline.py: rows keyed by base commit, generator
+daemon's base cache (bot/testrun/baseline.py: rows keyed by base commit, generator
 inputs, kernel and build commands) is reused by giving it a persistent state
 dir here::
 
@@ -27,8 +27,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__, config, layout
-from .state import State
+from bot import __version__
+from bot.config import rules as config
+from bot.demo import layout
+from bot.state import State
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class CheckCache:
         return layout.prepare(sample, with_list=False)
 
     def link_ccache(self, scratch_state: Path) -> None:
-        """The scratch state's ccache dir is the cache's (bot/build.py uses
+        """The scratch state's ccache dir is the cache's (bot/testrun/build.py uses
         ``<state_dir>/ccache``)."""
         (self.state_dir / "ccache").mkdir(parents=True, exist_ok=True)
         scratch_state.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 # Only what every command needs: each command imports its own modules, so that
 # `bpbot check` does not pay for asyncio, the daemon or the web page.
-from . import __version__, config
+from bot import __version__
+from bot.config import rules as config
 
 EXIT_OK, EXIT_BROKEN, EXIT_UNTESTED, EXIT_USAGE = 0, 1, 2, 3
 log = logging.getLogger("bpbot")
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default=None, help="default: [web] listen, else 127.0.0.1")
     w.add_argument("--port", type=int, default=None, help="default: [web] listen, else 8080")
 
-    from .kernels import add_parser as add_kernels_parser
+    from bot.kernels import add_parser as add_kernels_parser
     add_kernels_parser(sub)
     return p
 
@@ -83,21 +84,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        from .demo import run_demo
+        from bot.demo.session import run_demo
         return run_demo(args.workdir, sys.stdout, web_port=args.web)
     if args.command == "check":
-        from .check import CheckOptions, run_check
+        from bot.check import CheckOptions, run_check
         return run_check(args.rules, args.paths, CheckOptions(
             as_json=args.json, show_progress=sys.stderr.isatty(), keep=args.keep,
             cache=None if args.no_cache else (args.cache or "default")))
     if args.command == "kernels":
-        from . import kernels
+        from bot import kernels
         return kernels.run_command(args, _load)
     rules = _load(args.rules)
     database = rules.state_dir / "bpbot.sqlite"
     if args.command == "web":  # read-only: never creates nor migrates the database
-        from . import web
-        from .status import ReadOnlyState
+        from bot.status import ReadOnlyState
+        from bot.web import page as web
         host, port = rules.web_listen or ("127.0.0.1", 8080)
         web.serve(rules, ReadOnlyState(database), args.host or host,
                   port if args.port is None else args.port)
@@ -106,10 +107,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     # `serve` must not migrate the state under a running daemon.
     if args.command == "serve" and not _only_daemon(rules.state_dir):
         return EXIT_USAGE
-    from .state import State
+    from bot.state import State
     state = State(database)
     if args.command == "status":
-        from . import status
+        from bot import status
         print(status.render_json(state) if args.json else status.render_table(state))
         return EXIT_OK
     return _serve(rules, state)
@@ -118,12 +119,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _serve(rules: config.Rules, state) -> int:
     import asyncio
 
-    from . import kernels, sandbox
-    from .daemon import Daemon
+    from bot import kernels
+    from bot.daemon import Daemon
+    from bot.sandbox import bwrap as sandbox
     kernels.require_present(rules)
     if rules.web_listen:  # `serve` also serves the status page when the rules say where
-        from . import web
-        from .status import ReadOnlyState
+        from bot.status import ReadOnlyState
+        from bot.web import page as web
         web.start(rules, ReadOnlyState(state.path), *rules.web_listen)
     daemon = Daemon(rules, state, sandbox.for_rules(rules))
     asyncio.run(daemon.run())
@@ -157,7 +159,7 @@ def _only_daemon(state_dir: Path) -> bool:
 def _load(path: Path | None) -> config.Rules:
     if path is not None:
         return config.load(path)
-    from . import layout
+    from bot.demo import layout
     workdir = Path(os.environ.get("BPBOT_DEMO_DIR", Path.home() / ".cache" / "bpbot" / "demo"))
     log.info("no --config given: using the embedded default in %s", workdir)
     return layout.prepare(workdir)

@@ -20,12 +20,17 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from . import cleanup, command_runner, git, isolate, outbox, pipeline, tracker
-from .config import Rules
-from .sandbox import Sandbox
-from .series import configure_b4
-from .sources import ImapSource, open_source
-from .state import State, now
+from bot import isolate
+from bot.commands import runner as command_runner
+from bot.config.rules import Rules
+from bot.ingest.sources import ImapSource, open_source
+from bot.reply import notices, outbox, results
+from bot.sandbox import cleanup, git
+from bot.sandbox.bwrap import Sandbox
+from bot.series import tracker
+from bot.series.assembly import configure_b4
+from bot.state import State, now
+from bot.testrun import pipeline
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 3600
@@ -64,7 +69,7 @@ class Daemon:
                             "poll of %s failed: %s", self.source.name, exc)
                     self.source.close()
             await asyncio.to_thread(tracker.assemble, self.state, self.rules)
-            await asyncio.to_thread(tracker.expire, self.state, self.rules)
+            await asyncio.to_thread(notices.expire, self.state, self.rules)
             # Mail commands: one reply per command mail, queued in the outbox.
             await asyncio.to_thread(command_runner.process_pending, self.state, self.rules)
             # One version per pass: polls, commands and expiries keep their pace
@@ -72,7 +77,7 @@ class Daemon:
             if (version := pipeline.next_ready(self.state)) is not None:
                 # A version the daemon died in before is run in a child process.
                 run = isolate.run_isolated if isolate.suspect(self.state, version["id"]) \
-                    else pipeline.run_version
+                    else results.run_version
                 await asyncio.to_thread(run, self.state, self.rules, self.sandbox, version,
                                         self.progress)
                 if pipeline.next_ready(self.state) is not None:
@@ -89,7 +94,7 @@ class Daemon:
 
     def busy(self) -> bool:
         """Anything still to do: versions waiting or ready, replies to send."""
-        # An untestable version without a verdict still owes its reply (tracker.expire).
+        # An untestable version without a verdict still owes its reply (notices.expire).
         open_versions = self.state.one(
             "SELECT COUNT(*) AS n FROM versions WHERE state IN ('waiting', 'ready', 'running')"
             " OR (state = 'untestable' AND verdict = '')")
@@ -176,7 +181,7 @@ class Daemon:
         ("initializing"); ``prune`` skips locked ones and every later ``add``
         at that path fails, so unlock and remove them first.
         """
-        from . import git
+        from bot.sandbox import git
         tree, work = self.rules.tree_path, (self.rules.state_dir / "work").resolve()
         listing = git.git(tree, "worktree", "list", "--porcelain")
         for line in listing.output.splitlines() if listing.ok else []:

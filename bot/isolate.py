@@ -22,11 +22,12 @@ import threading
 import time
 from pathlib import Path
 
-from . import apply, baseline, diskguard, pipeline
-from .config import Rules
-from .sandbox import Sandbox
-from .series import configure_b4
-from .state import State
+from bot.config.rules import Rules
+from bot.reply import results
+from bot.sandbox.bwrap import Sandbox
+from bot.series.assembly import configure_b4
+from bot.state import State
+from bot.testrun import apply, baseline, diskguard, pipeline
 
 log = logging.getLogger(__name__)
 EXIT_STATE_ERROR = 75  # the child could not write the state: back off, try again
@@ -56,7 +57,7 @@ def child_main(db_path: str, rules: Rules, sandbox: Sandbox, version_id: int,
     try:
         state = State(Path(db_path))
         version = state.one("SELECT * FROM versions WHERE id = ?", (version_id,))
-        pipeline.run_version(state, rules, sandbox, version)
+        results.run_version(state, rules, sandbox, version)
     except sqlite3.Error as exc:
         log.error("isolated run of version %d: %s", version_id, exc)
         sys.exit(EXIT_STATE_ERROR)
@@ -95,7 +96,7 @@ def run_isolated(state: State, rules: Rules, sandbox: Sandbox, version: dict,
     reason = (f"testing this version killed the process that ran it ({how}); the daemon had "
               f"already stopped during run {earlier}; it is not tried again")
     log.error("version %d: %s", version["id"], reason)
-    pipeline.give_up(state, rules, version, reason)
+    results.give_up(state, rules, version, reason)
 
 
 def _exit_text(code: int | None) -> str:

@@ -23,9 +23,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kversion, proc
-from .config import ConfigError
-from .sandbox import Sandbox, for_rules
+from bot.config import kversion
+from bot.config.rules import ConfigError
+from bot.sandbox import proc
+from bot.sandbox.bwrap import Sandbox, for_rules
 
 log = logging.getLogger(__name__)
 

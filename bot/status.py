@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from .state import State, loads
+from bot.state import State, loads
 
 ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 
@@ -74,7 +74,7 @@ def render_json(state: State) -> str:
     return json.dumps(summary(state), indent=2, sort_keys=True)
 
 
-# --- The status page (bot/web.py) reads the same tables through these. ---
+# --- The status page (bot/web/page.py) reads the same tables through these. ---
 
 PENDING_STATES = ("waiting", "ready", "running")
 

@@ -4,7 +4,9 @@ worktrees made (git am of an untested series)."""
 
 from __future__ import annotations
 
-from bot import apply, git, layout
+from bot.demo import layout
+from bot.sandbox import git
+from bot.testrun import apply
 
 
 def test_base_choice(tmp_path):

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from bot import git, layout, pipeline, sandbox, spool, tracker
-from bot.series import configure_b4
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
+from bot.testrun import pipeline
 
 BROKEN_ON_6 = "\n#if LINUX_VERSION_IS_GEQ(6,0,0)\n#error the base is broken on 6.x\n#endif\n"
 
@@ -40,7 +46,7 @@ def _test(rules, state, raw: bytes):
     spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
     tracker.assemble(state, rules)
     version = pipeline.next_ready(state)
-    return pipeline.run_version(state, rules, sandbox.for_rules(rules), version)
+    return results.run_version(state, rules, sandbox.for_rules(rules), version)
 
 
 KERNELS = ["3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1"]

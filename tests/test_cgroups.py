@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from proctools import running
 
-from bot import cgroups, limits, proc, sandbox
-from bot.limits import Limits
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import cgroups, limits, proc
+from bot.sandbox.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 60.0  # generous: a busy 2-core machine
@@ -69,7 +70,8 @@ def full_fifo(path: Path) -> tuple[int, int]:
 # --info-fd (a full FIFO), prints the command's cgroup, runs it through proc.
 STALLED_BOT = """
 import sys
-from bot import proc, sandbox
+from bot.sandbox import proc
+from bot.sandbox import bwrap as sandbox
 fifo, marker = sys.argv[1], sys.argv[2]
 box = sandbox.Sandbox.detect("bwrap", [])
 argv, env = box.wrap(["sleep", marker], readonly=[], writable=[])

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bot import cli, layout
+from bot import cli
+from bot.demo import layout
 
 SAMPLE = {p.name.split("-", 1)[0]: p for p in layout.sample_list()}
 
@@ -94,7 +95,7 @@ def test_usage_error_exits_3(capsys):
 def test_check_git_format_patch_output(tmp_path, capsys):
     """A contributor checks a series before mailing it: format-patch files carry
     no threading headers, so all input is one thread."""
-    from bot import git
+    from bot.sandbox import git
 
     work = tmp_path / "work"
     layout.prepare(work, with_list=False)

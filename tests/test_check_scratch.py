@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import check_cache, cli, layout, pipeline
+from bot import check_cache, cli
+from bot.demo import layout
+from bot.testrun import pipeline
 
 SAMPLE = {p.name.split("-", 1)[0]: p for p in layout.sample_list()}
 ROOT = Path(__file__).resolve().parent.parent

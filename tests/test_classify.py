@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import mail
-from bot.classify import KINDS, Classified, classify
+from bot.ingest import mail
+from bot.ingest.classify import KINDS, Classified, classify
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 BOT = "bpbot@backports.example.org"
@@ -142,7 +142,7 @@ CASES = [
     ("bounce-empty-return-path.eml", Want("bounce", "empty Return-Path")),
     ("autoreply-vacation.eml", Want("autoreply", "Auto-Submitted: auto-replied")),
     # Marked only by Precedence: auto_reply / X-Autoreply / X-Auto-Response-Suppress (no
-    # Auto-Submitted): classify says "command"; bot/commands.py then refuses it as
+    # Auto-Submitted): classify says "command"; bot/commands/parse.py then refuses it as
     # automatic mail, so the bot does not answer it.
     ("autoreply-precedence-to-bot.eml", Want("command", "addressed to the bot")),
     # --- unusable or odd mail

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cleanup
+from bot.sandbox import cleanup
 
 ROOT = Path(__file__).resolve().parent.parent
 # Leaves d/locked (000) holding d/locked/inner (000) holding a file (000), and d/nofile (000).
@@ -29,7 +29,10 @@ HOSTILE = ('d={dir}; mkdir -p "$d/locked/inner" && touch "$d/locked/inner/f" "$d
 RUNS_TWICE = """
 import dataclasses, json, sys
 from pathlib import Path
-from bot import build, generate, layout, sandbox
+from bot.testrun import build
+from bot.testrun import generate
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox
 
 work, which, hostile = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 rules = layout.prepare(work, with_list=False)
@@ -136,7 +139,11 @@ def test_unremovable_leftovers_do_not_break_the_next_run(tmp_path, which):
 WORKER_TWICE = """
 import dataclasses, json, os, subprocess, sys
 from pathlib import Path
-from bot import generate, layout, limits, remote, sandbox
+from bot.testrun import generate
+from bot.demo import layout
+from bot.sandbox import limits
+from bot.testrun import remote
+from bot.sandbox import bwrap as sandbox
 
 work, hostile = Path(sys.argv[1]), sys.argv[2]
 rules = layout.prepare(work, with_list=False)

@@ -14,10 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import classify, command_runner, commands, config
-from bot.commands import msgid_argument
-from bot.lists import ListRule
-from bot.subscriptions import glob_matches
+from bot.commands import parse as commands
+from bot.commands import runner as command_runner
+from bot.commands.parse import msgid_argument
+from bot.config import rules as config
+from bot.ingest import classify
+from bot.ingest.lists import ListRule
+from bot.reply.subscriptions import glob_matches
 
 BOT = "bpbot@backports.example.org"
 LIST = "backports@vger.kernel.org"

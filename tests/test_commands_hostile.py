@@ -29,8 +29,9 @@ from test_commands_runner import (
     token_of,
 )
 
-from bot import command_runner, config
-from bot.commands import ParsedMail
+from bot.commands import runner as command_runner
+from bot.commands.parse import ParsedMail
+from bot.config import rules as config
 
 D_SUBJECT = "Re: [PATCH] backports: add timer_shutdown_sync()"
 env = test_commands_runner.env  # the fixtures: state, clock, replies that must be taken

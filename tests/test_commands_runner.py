@@ -19,7 +19,14 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
-from bot import command_runner, config, demo_commands, layout, series, spool, subscriptions, tracker
+from bot.commands import runner as command_runner
+from bot.config import rules as config
+from bot.demo import commands as demo_commands
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import subscriptions
+from bot.series import assembly as series
+from bot.series import tracker
 from bot.state import State
 
 BOT = "bpbot@backports.example.org"
@@ -472,7 +479,7 @@ def test_sub_address_commands_when_the_rules_allow_them(env):
 
 
 def test_the_demos_answer_to_a_confirmation_request_confirms(env):
-    """`bpbot demo` answers the request the way a reader would (bot/demo_commands.py)."""
+    """`bpbot demo` answers the request the way a reader would (bot/demo/commands.py)."""
     e = env()
     e.send("subscribe backport-include/*\n", frm=demo_commands.READER)
     e.run()

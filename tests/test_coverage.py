@@ -8,12 +8,18 @@ import email.policy
 import sys
 from pathlib import Path
 
-from bot import check, coverage
+from bot import check
+from bot.testrun import coverage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_verdicts import KERNELS, _setup  # noqa: E402
 
-from bot import git, pipeline, sandbox, spool, tracker  # noqa: E402
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker  # noqa: E402
+from bot.testrun import pipeline
 
 MAKE_D = """\
 /b/4.9/compat/main.o: compat/main.c \\
@@ -80,7 +86,7 @@ def _series(rules, name: str, files: dict[str, str]) -> bytes:
 def _run(rules, state, raw):
     spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
     tracker.assemble(state, rules)
-    outcome = pipeline.run_version(state, rules, sandbox.for_rules(rules),
+    outcome = results.run_version(state, rules, sandbox.for_rules(rules),
                                    pipeline.next_ready(state))
     raw_reply = bytes(state.query("SELECT raw FROM outbox ORDER BY id")[-1]["raw"])
     reply = email.message_from_bytes(raw_reply, policy=email.policy.default).get_content()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bot import coverage
+from bot.testrun import coverage
 
 
 def _case(tmp_path: Path, target: str, guess: bytes, dep_link: str | None = None):

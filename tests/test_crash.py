@@ -17,7 +17,7 @@ every message in the spool; no git worktree, checkout or sandbox left over.
 The send kill happens after the server has taken a reply but before the bot
 could read the 250: the one moment where the bot cannot know whether its
 reply went out. The SMTP server here also acts as the list (a reply with
-the list on Cc comes back into the IMAP folder), and bot/outbox.py settles
+the list on Cc comes back into the IMAP folder), and bot/reply/outbox.py settles
 such a reply ('sending' at restart) by its copy from the list instead of
 sending it again. Without a copy after ``outbox.echo_wait`` (or without the
 list on Cc) it is sent again: at least once, at worst twice.
@@ -46,7 +46,9 @@ from pathlib import Path
 from proctools import running
 from servers import SmtpServer
 
-from bot import config, git, layout, limits
+from bot.config import rules as config
+from bot.demo import layout
+from bot.sandbox import git, limits
 
 VENV_BPBOT = Path(sys.executable).with_name("bpbot")
 SERIES = 32
@@ -508,7 +510,7 @@ def test_sigkill_at_20_points_loses_nothing_and_answers_once(tmp_path, imap_serv
 def _sending_row(state, rules, key: str, recipients: list[str]) -> None:
     from email.message import EmailMessage
 
-    from bot import outbox
+    from bot.reply import outbox
     msg = EmailMessage()
     msg["Message-ID"] = f"<{key}@backports.example.org>"
     msg["Subject"] = "Re: [PATCH] x"
@@ -523,7 +525,8 @@ def test_interrupted_send_is_settled_by_the_list_copy(tmp_path):
     import asyncio
     import dataclasses
 
-    from bot import outbox, spool
+    from bot.ingest import spool
+    from bot.reply import outbox
     from bot.state import State
     rules = layout.prepare(tmp_path / "work", with_list=False)
     rules = dataclasses.replace(rules, smtp=dataclasses.replace(rules.smtp, port=1))  # no server

@@ -1,9 +1,9 @@
-"""The embedded demo data (bot/demo_data) really behaves as documented.
+"""The embedded demo data (bot/demo/data) really behaves as documented.
 
 The base tree generates and builds on all ten mini kernels, every series
 on the sample list applies (or not), generates and builds with exactly
-the per-kernel results in bot/demo_data/list/README, and every mini
-kernel declares exactly the APIs that bot/demo_data/kernels/README says
+the per-kernel results in bot/demo/data/list/README, and every mini
+kernel declares exactly the APIs that bot/demo/data/kernels/README says
 it has.  Real git, python, make and gcc; no bot code.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).resolve().parents[1] / "bot" / "demo_data"
+DEMO = Path(__file__).resolve().parents[1] / "bot" / "demo" / "data"
 LIST = DEMO / "list"
 KERNELS = ("3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1")
 RELEASES = {

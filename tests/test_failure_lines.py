@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.diagnostics import last_failure_lines
+from bot.testrun.diagnostics import last_failure_lines
 
 GENTREE_GIT = """\
 Copy original source files ...

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bot import baseline, config, generate, git, layout, proc, sandbox
-from bot.sandbox import Sandbox
-from bot.steps import INFRA, SUCCESS
+from bot.config import rules as config
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git, proc
+from bot.sandbox.bwrap import Sandbox
+from bot.testrun import baseline, generate
+from bot.testrun.steps import INFRA, SUCCESS
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import layout, sandbox
 from bot.daemon import Daemon
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox
 from bot.state import State
 
 HOSTILE = sorted((Path(__file__).resolve().parent / "data" / "hostile").glob("*.eml"))
@@ -71,7 +72,7 @@ def _rules(work: Path, smtp):
 
 
 def config_text() -> str:
-    from bot import config
+    from bot.config import rules as config
     return config.DEMO_RULES.read_text(encoding="utf-8")
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from bot import config, layout, sources, spool
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import sources, spool
 from bot.state import State
 
 SAMPLE = {p.name[:2]: p for p in layout.sample_list()}

@@ -7,10 +7,12 @@ import dataclasses
 import threading
 import time
 
-from bot import layout, sandbox, spool
-from bot.config import Source
+from bot.config.rules import Source
 from bot.daemon import Daemon
-from bot.sources import ImapSource
+from bot.demo import layout
+from bot.ingest import spool
+from bot.ingest.sources import ImapSource
+from bot.sandbox import bwrap as sandbox
 from bot.state import State
 
 SAMPLE = {p.name.split("-", 1)[0]: p for p in layout.sample_list()}

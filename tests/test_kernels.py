@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli, kernels, kversion, layout
-from bot.config import DEMO_RULES
+from bot import cli, kernels
+from bot.config import kversion
+from bot.config.rules import DEMO_RULES
+from bot.demo import layout
 
 REL = "9.8.7-1-amd64"
 APT_CACHE = Path("/var/cache/apt/archives")

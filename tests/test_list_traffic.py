@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import check, classify, config, mail, patchmail, series, sources, spool, state, tracker
+from bot import check, state
+from bot.config import rules as config
+from bot.ingest import classify, mail, patchmail, sources, spool
+from bot.reply import notices
+from bot.series import assembly as series
+from bot.series import tracker
 
 DATA = Path(__file__).resolve().parent / "data" / "traffic"
 BOT = "bpbot@backports.example.org"
@@ -292,7 +297,7 @@ def test_unthreaded_patches_arriving_out_of_order_are_one_series(bot):
     # 3/3 alone was keyed by its own subject; with patch 1 there it is the same series
     superseded, version = st.query("SELECT * FROM versions ORDER BY id")
     assert (superseded["state"], superseded["present"]) == ("superseded", "[3]")
-    tracker.expire(st, rules, at=9e12)
+    notices.expire(st, rules, at=9e12)
     assert st.query("SELECT * FROM outbox") == []
     assert (version["present"], version["state"]) == ("[1, 2, 3]", "ready")
     mbox, problem = tracker.am_ready(st, version)
@@ -322,7 +327,7 @@ def test_a_resend_of_the_same_patch_stays_one_series(bot):
 def test_incomplete_reply_lists_what_is_missing(bot):
     rules, st, feed = bot
     feed(["unthreaded-3of3.eml"])
-    tracker.expire(st, rules, at=9e12)
+    notices.expire(st, rules, at=9e12)
     (reply,) = st.query("SELECT raw FROM outbox")
     body = mail.parse_bytes(bytes(reply["raw"])).get_content()
     assert "missing 1, 2 of 3; got 3." in " ".join(body.split())
@@ -334,9 +339,9 @@ def test_duplicate_is_named_in_the_reply(bot):
     rules, st, feed = bot
     feed(["dup-1of3.eml", "dup-2of3.eml", "dup-2of3-newer-copy.eml"])
     (version,) = st.query("SELECT * FROM versions")
-    target = tracker.target_for(st, version)
+    target = notices.target_for(st, version)
     assert len(target.notes) == 1 and "was sent 2 times" in target.notes[0]
-    tracker.expire(st, rules, at=9e12)
+    notices.expire(st, rules, at=9e12)
     (reply,) = st.query("SELECT raw FROM outbox")
     body = " ".join(mail.parse_bytes(bytes(reply["raw"])).get_content().split())
     assert "Note: Patch 2 was sent 2 times: the newest copy" in body
@@ -346,7 +351,7 @@ def test_duplicate_is_named_in_the_reply(bot):
 def test_quarantined_patch_is_named_in_the_incomplete_reply(bot):
     rules, st, feed = bot
     feed(["above-m-1of2.eml", "thread-2of2-date-day-32.eml"])
-    tracker.expire(st, rules, at=9e12)
+    notices.expire(st, rules, at=9e12)
     (reply,) = st.query("SELECT raw FROM outbox")
     body = " ".join(mail.parse_bytes(bytes(reply["raw"])).get_content().split())
     assert "missing 2 of 2; got 1." in body
@@ -359,7 +364,7 @@ def test_corrupt_patch_is_answered_naming_the_patch(bot):
     feed(["diff-corrupt-short-hunk.eml"])
     (version,) = st.query("SELECT state, state_reason FROM versions")
     assert version["state"] == "untestable"
-    tracker.expire(st, rules)
+    notices.expire(st, rules)
     (reply,) = st.query("SELECT raw FROM outbox")
     body = " ".join(mail.parse_bytes(bytes(reply["raw"])).get_content().split())
     assert "Patch 1/1 (compat: add int c (hand-edited hunk)): corrupt patch" in body
@@ -370,7 +375,7 @@ def test_pull_request_is_recorded_and_not_answered(bot):
     feed(["pull-git-pull.eml", "pull-with-diff.eml", "pull-1of2.eml"])
     kinds = {r["kind"] for r in st.query("SELECT kind FROM messages")}
     assert kinds == {"pull-request"}
-    tracker.expire(st, rules, at=9e12)
+    notices.expire(st, rules, at=9e12)
     assert st.query("SELECT * FROM versions") == [] and st.query("SELECT * FROM outbox") == []
 
 
@@ -378,8 +383,8 @@ def test_pull_requests_answered_with_one_line_when_the_rules_say_so(bot):
     rules, st, feed = bot
     rules = dataclasses.replace(rules, answer_pull_requests=True)
     feed(["pull-git-pull.eml", "pull-1of2.eml"])
-    tracker.expire(st, rules)
-    tracker.expire(st, rules)  # a second pass answers nothing twice
+    notices.expire(st, rules)
+    notices.expire(st, rules)  # a second pass answers nothing twice
     replies = st.query("SELECT kind, raw FROM outbox ORDER BY id")
     assert [r["kind"] for r in replies] == ["pull-request", "pull-request"]
     body = mail.parse_bytes(bytes(replies[0]["raw"])).get_content()

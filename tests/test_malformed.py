@@ -23,11 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import classify, layout, sandbox, spool, tracker
-from bot.config import Source
+from bot.config.rules import Source
 from bot.daemon import Daemon
-from bot.series import configure_b4
-from bot.sources import LocalSource
+from bot.demo import layout
+from bot.ingest import classify, spool
+from bot.ingest.sources import LocalSource
+from bot.reply import notices
+from bot.sandbox import bwrap as sandbox
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
 
 DATA = Path(__file__).resolve().parent / "data" / "malformed"
@@ -219,7 +223,7 @@ def test_fuzz_spool_and_assembly_never_crash(fuzz_rules, mails):
         state = State(rules.state_dir / "bpbot.sqlite")
         result = spool.spool(state, "fuzz", raws, bot_address=BOT, loop_id=BOT)
         tracker.assemble(state, rules)
-        tracker.expire(state, rules, at=float("inf"))
+        notices.expire(state, rules, at=float("inf"))
         stored = state.query("SELECT kind, reason FROM messages")
         assert len(stored) == result.new == len(raws) - result.duplicates
         assert all(r["kind"] in classify.KINDS and r["reason"] for r in stored)
@@ -242,6 +246,6 @@ def test_series_over_the_limits_is_answered_untestable(tmp_path, limit, words):
     tracker.assemble(state, rules)
     [version] = state.query("SELECT * FROM versions")
     assert version["state"] == "untestable" and words in version["state_reason"]
-    tracker.expire(state, rules)
+    notices.expire(state, rules)
     [reply] = state.query("SELECT * FROM outbox")
     assert reply["kind"] == "untestable" and words in bytes(reply["raw"]).decode()

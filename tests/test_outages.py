@@ -19,11 +19,16 @@ from pathlib import Path
 import pytest
 from servers import DovecotServer, dovecot_binary
 
-from bot import build, daemon, layout, outbox, sandbox, spool
-from bot.config import Source
+from bot import daemon
+from bot.config.rules import Source
 from bot.daemon import Daemon
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import outbox
+from bot.sandbox import bwrap as sandbox
 from bot.state import State
-from bot.steps import TIMEOUT
+from bot.testrun import build
+from bot.testrun.steps import TIMEOUT
 
 SAMPLE = {p.name.split("-", 1)[0]: p for p in layout.sample_list()}
 
@@ -146,7 +151,7 @@ def test_imap_restart_during_idle_reconnects_and_fetches_nothing_twice(tmp_path,
 
 def test_disk_full_while_writing_a_log_is_an_infra_error_and_retried(tmp_path, smtp_server,
                                                                    monkeypatch):
-    from bot import pipeline
+    from bot.testrun import pipeline
 
     monkeypatch.setattr(pipeline, "INFRA_RETRY_SECONDS", 1)  # the retry waits; not 5 minutes here
     rules = _rules(tmp_path, smtp_server)

@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 from email.message import EmailMessage
 
-from bot import layout, outbox
+from bot.demo import layout
+from bot.reply import outbox
 from bot.state import State
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from bot import proc
+from bot.sandbox import proc
 
 
 def test_timeout_holds_when_the_child_does_not_read_its_input():

@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bot import config, git, layout, pipeline, sandbox, spool, tracker
-from bot.series import configure_b4
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
+from bot.testrun import pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
@@ -72,7 +79,7 @@ def test_real_kbuild_on_debian_6_1_and_6_12(tmp_path, headers):
         spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
         tracker.assemble(state, rules)
         version = pipeline.next_ready(state)
-        outcomes.append(pipeline.run_version(state, rules, sandbox.for_rules(rules), version))
+        outcomes.append(results.run_version(state, rules, sandbox.for_rules(rules), version))
     broken, clean = outcomes
     assert {k.kernel.name: k.verdict for k in broken.kernels} == {"6.1": "pass", "6.12": "fail"}
     step = next(s for s in broken.steps if s.name == "build" and s.kernel == "6.12")

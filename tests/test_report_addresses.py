@@ -8,13 +8,15 @@ import email.policy
 
 import pytest
 
-from bot import config, report
+from bot import model
+from bot.config import rules as config
+from bot.reply import report
 
 RULES = config.load(config.DEMO_RULES, base_dir="/nonexistent")
 
 
-def _target(name: str, addr: str) -> report.Target:
-    return report.Target(msgid="p1@example.org", subject="[PATCH] x", references=[],
+def _target(name: str, addr: str) -> model.Target:
+    return model.Target(msgid="p1@example.org", subject="[PATCH] x", references=[],
                          author_name=name, author_addr=addr, series_subject="x",
                          revision=1, expected=1, present=[1])
 

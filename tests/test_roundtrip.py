@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from bot import layout, sandbox
-from bot.config import Source
+from bot.config.rules import Source
 from bot.daemon import Daemon
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox
 from bot.state import State
 
 SAMPLE = {p.name: p for p in layout.sample_list()}

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from bot import git, layout, pipeline, sandbox, spool, tracker
-from bot.series import configure_b4
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
+from bot.testrun import pipeline
 
 pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent
@@ -84,7 +90,7 @@ def _run(rules, raw):
     state = State(rules.state_dir / "bpbot.sqlite")
     spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
     tracker.assemble(state, rules)
-    return pipeline.run_version(state, rules, sandbox.for_rules(rules), pipeline.next_ready(state))
+    return results.run_version(state, rules, sandbox.for_rules(rules), pipeline.next_ready(state))
 
 
 def test_series_built_across_two_rq_workers_matches_local(tmp_path, redis_url, workers):
@@ -110,7 +116,7 @@ def test_series_built_across_two_rq_workers_matches_local(tmp_path, redis_url, w
 
 def test_a_job_that_fails_on_the_workers_is_an_infra_error_not_a_wait(tmp_path, redis_url,
                                                                        workers, monkeypatch):
-    from bot import remote
+    from bot.testrun import remote
 
     rules = layout.prepare(tmp_path / "work", with_list=False)
     rules = dataclasses.replace(rules, executor="rq", rq_url=redis_url)

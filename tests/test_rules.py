@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import config
-from bot.config import ConfigError
+from bot.config import rules as config
+from bot.config.rules import ConfigError
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 DEMO = (RULES / "demo.toml").read_text(encoding="utf-8")

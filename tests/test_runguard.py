@@ -26,24 +26,17 @@ from pathlib import Path
 
 import pytest
 
-from bot import (
-    apply,
-    binpatch,
-    daemon,
-    diskguard,
-    git,
-    isolate,
-    layout,
-    pipeline,
-    remote,
-    sandbox,
-    spool,
-    subset,
-    tracker,
-)
+from bot import daemon, isolate
 from bot.daemon import Daemon
-from bot.series import configure_b4
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import binpatch, tracker
+from bot.series.assembly import configure_b4
 from bot.state import State, now
+from bot.testrun import apply, diskguard, pipeline, remote, subset
 
 CLEAN = ("compat/main.c", "\nint bpbot_clean;\n")
 
@@ -83,7 +76,7 @@ def _queue(rules, state, *raws: bytes) -> None:
 def _run_next(rules, state):
     version = pipeline.next_ready(state)
     assert version is not None
-    return pipeline.run_version(state, rules, sandbox.for_rules(rules), version)
+    return results.run_version(state, rules, sandbox.for_rules(rules), version)
 
 
 # --- files of the series' tree ---------------------------------------------------
@@ -202,7 +195,7 @@ def test_a_version_killed_with_the_daemon_passes_in_its_child(tmp_path):
     _queue(rules, state, _series(rules, "clean", _append(*CLEAN)))
     bot = Daemon(rules, state, sandbox.for_rules(rules), send=False)
     version = pipeline.next_ready(state)
-    pipeline._start_run(state, version)  # the daemon was killed during this run
+    pipeline.start_run(state, version)  # the daemon was killed during this run
     bot.recover()
     assert isolate.suspect(state, version["id"])
     asyncio.run(bot.process())
@@ -272,7 +265,7 @@ def test_too_little_free_disk_is_an_infra_error_with_the_reason_and_waits(tmp_pa
     assert pipeline.next_ready(state, at=later)["id"] == version["id"]  # ... then is retried
 
     monkeypatch.setattr(diskguard.shutil, "disk_usage", real)
-    assert pipeline.run_version(state, rules, sandbox.for_rules(rules),
+    assert results.run_version(state, rules, sandbox.for_rules(rules),
                                 pipeline.next_ready(state, at=later)).verdict == "pass"
 
 
@@ -295,7 +288,7 @@ def test_a_failing_state_write_inside_a_run_does_not_stop_the_daemon(tmp_path, m
     monkeypatch.setattr(daemon, "BACKOFF_SECONDS", 0.05)
     rules, state = _setup(tmp_path)
     _queue(rules, state, _series(rules, "clean", _append(*CLEAN)))
-    real, failures = pipeline._record_steps, []
+    real, failures = results._record_steps, []
 
     def record(db, run_id, outcome):
         if len(failures) < 2:
@@ -303,7 +296,7 @@ def test_a_failing_state_write_inside_a_run_does_not_stop_the_daemon(tmp_path, m
             raise sqlite3.OperationalError("database or disk is full")
         return real(db, run_id, outcome)
 
-    monkeypatch.setattr(pipeline, "_record_steps", record)
+    monkeypatch.setattr(results, "_record_steps", record)
     bot = Daemon(rules, state, sandbox.for_rules(rules), send=False)
     with caplog.at_level(logging.ERROR, logger="bot.daemon"):
         asyncio.run(asyncio.wait_for(bot.run(until_idle=True, tick=0.1), timeout=300))
@@ -411,7 +404,7 @@ def test_the_archive_packs_links_as_links_and_never_unpacks_one_out_of_its_dir(t
 def test_a_delta_split_into_one_byte_lines_is_still_judged_by_its_result_size():
     """A 497-byte patch whose delta lines carry one byte each made git am write
     100 MiB: the size is read however the delta is cut into lines."""
-    from bot import binpatch
+    from bot.series import binpatch
     mbox = (Path(__file__).parent / "data" / "binary" / "delta-one-byte-lines.patch").read_bytes()
     assert [b.size for b in binpatch.binaries(mbox)] == [100 * 1024 * 1024]
     assert "over the limit" in binpatch.over_limit(mbox)

@@ -19,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli, config, layout, limits, proc, sandbox
-from bot.limits import Limits
+from bot import cli
+from bot.config import rules as config
+from bot.demo import layout
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import limits, proc
+from bot.sandbox.limits import Limits
 
 BWRAP = shutil.which("bwrap") is not None
 needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap not installed (deploy/setup.sh)")

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import config, series, spool, state, tracker
-from bot.classify import classify
+from bot import state
+from bot.config import rules as config
+from bot.ingest import spool
+from bot.ingest.classify import classify
+from bot.series import assembly as series
+from bot.series import tracker
 
 CORPUS = Path(__file__).resolve().parent / "data" / "corpus"
 BOT = "bpbot@backports.example.org"

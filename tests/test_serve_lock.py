@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from bot import cli, layout
-from bot.config import DEMO_RULES
+from bot import cli
+from bot.config.rules import DEMO_RULES
+from bot.demo import layout
 
 
 def test_a_second_serve_on_the_same_state_dir_is_refused(tmp_path):

@@ -9,7 +9,11 @@ from __future__ import annotations
 import dataclasses
 import mailbox
 
-from bot import config, layout, sources, spool, status, tracker
+from bot import status
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import sources, spool
+from bot.series import tracker
 from bot.state import State
 
 BOT = "bpbot@backports.example.org"

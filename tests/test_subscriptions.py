@@ -11,9 +11,12 @@ import dataclasses
 import re
 from email.message import EmailMessage
 
-from bot import config, layout, outbox, sandbox, subscriptions
-from bot.config import Source
+from bot.config import rules as config
+from bot.config.rules import Source
 from bot.daemon import Daemon
+from bot.demo import layout
+from bot.reply import outbox, subscriptions
+from bot.sandbox import bwrap as sandbox
 from bot.state import State
 
 BOT = "bpbot@backports.example.org"

@@ -6,8 +6,10 @@ import dataclasses
 
 import pytest
 
-from bot import config, diffinfo, subset
-from bot.diffinfo import FileChange
+from bot.config import rules as config
+from bot.series import diffinfo
+from bot.series.diffinfo import FileChange
+from bot.testrun import subset
 
 ALL = config.load(config.DEMO_RULES, base_dir="/nonexistent")
 # The tables below use four of the sample kernels: 3.10, 4.19, 5.10, 6.1.

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot import check, coverage, matrix, report
-from bot.baseline import BaseResult
-from bot.config import Kernel
-from bot.diagnostics import Diagnostic, mark_new
-from bot.steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
+from bot import check
+from bot.config.rules import Kernel
+from bot.reply import report
+from bot.testrun import coverage, matrix
+from bot.testrun.baseline import BaseResult
+from bot.testrun.diagnostics import Diagnostic, mark_new
+from bot.testrun.outcome import RunOutcome
+from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT, StepResult
 
 K = {name: Kernel(name, f"{name}.1", Path(f"/k/{name}")) for name in ("3.10", "4.19", "6.1")}
 
@@ -149,7 +152,7 @@ def test_assess(kernels, gen, base_gen_broken, verdict, reason):
 
 def outcome(kernels, gen=GEN_OK, base_gen_broken=False, untested="", apply=SUCCESS):
     steps = [StepResult("apply", apply), gen]
-    return report.RunOutcome("main", "a" * 40, "head of main", steps,
+    return RunOutcome("main", "a" * 40, "head of main", steps,
                              kernels=[kr(*k) for k in kernels],
                              base_generate_broken=base_gen_broken, untested=untested)
 

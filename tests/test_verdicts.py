@@ -7,9 +7,17 @@ import dataclasses
 import email
 import email.policy
 
-from bot import check, cli, config, git, layout, pipeline, sandbox, spool, tracker
-from bot.series import configure_b4
+from bot import check, cli
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
+from bot.testrun import pipeline
 
 KERNELS = ["3.10", "3.16", "4.4", "4.9", "4.14", "4.19", "5.4", "5.10", "5.15", "6.1"]
 
@@ -43,7 +51,7 @@ def _series(rules, name: str, path: str, text: str, on_main: bool = False) -> by
 def _test(rules, state, raw: bytes):
     spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
     tracker.assemble(state, rules)
-    outcome = pipeline.run_version(state, rules, sandbox.for_rules(rules),
+    outcome = results.run_version(state, rules, sandbox.for_rules(rules),
                                    pipeline.next_ready(state))
     raw = bytes(state.query("SELECT raw FROM outbox ORDER BY id")[-1]["raw"])
     reply = email.message_from_bytes(raw, policy=email.policy.default).get_content()

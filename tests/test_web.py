@@ -1,4 +1,4 @@
-"""The status page and JSON API (bot/web.py) over a state filled by the real
+"""The status page and JSON API (bot/web/page.py) over a state filled by the real
 pipeline, in headless Chromium and over HTTP; it tells the same story as
 ``bpbot status`` and serves no file outside the state's log dir."""
 
@@ -25,9 +25,17 @@ from types import SimpleNamespace
 import pytest
 from servers import free_port
 
-from bot import cli, config, layout, pipeline, sandbox, spool, status, tracker, web
-from bot.series import configure_b4
+from bot import cli, status
+from bot.config import rules as config
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import results
+from bot.sandbox import bwrap as sandbox
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State, now
+from bot.testrun import pipeline
+from bot.web import page as web
 
 SAMPLE = {p.name[:2]: p for p in layout.sample_list()}
 # Mail in arrival order; each group is assembled and tested before the next.
@@ -56,7 +64,7 @@ def site(tmp_path_factory):
                     bot_address=rules.bot_address, loop_id=rules.loop_id)
         tracker.assemble(state, rules)
         while (version := pipeline.next_ready(state)) is not None:
-            pipeline.run_version(state, rules, box, version)
+            results.run_version(state, rules, box, version)
     with state.tx() as db:
         state.meta_set(db, "last_poll_at", str(now()))
     server = web.make_server(rules, state, "127.0.0.1", 0)

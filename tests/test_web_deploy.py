@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import config
+from bot.config import rules as config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -132,7 +132,7 @@ def test_web_unit_runs_bpbot_web_hardened_with_a_read_only_state():
     for key in ("ReadWritePaths", "StateDirectory"):
         assert not re.search(rf"^{key}=", text, re.M), key
     tasks = int(re.search(r"^TasksMax=(\d+)$", text, re.M).group(1))
-    from bot import web_server
+    from bot.web import server as web_server
     assert web_server.MAX_WORKERS < tasks <= 2 * web_server.MAX_WORKERS
 
 

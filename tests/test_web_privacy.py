@@ -23,9 +23,16 @@ from types import SimpleNamespace
 import pytest
 from servers import free_port
 
-from bot import layout, outbox, pipeline, sandbox, spool, status, tracker, web
-from bot.series import configure_b4
+from bot import status
+from bot.demo import layout
+from bot.ingest import spool
+from bot.reply import outbox, results
+from bot.sandbox import bwrap as sandbox
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
+from bot.testrun import pipeline
+from bot.web import page as web
 
 SAMPLE = {p.name[:2]: p for p in layout.sample_list()}
 PRIVATE = ("subscriber@private.example.net", "asker@private.example.net")
@@ -45,7 +52,7 @@ def tested(tmp_path_factory):
     tracker.assemble(state, rules)
     box = sandbox.for_rules(rules)
     while (version := pipeline.next_ready(state)) is not None:
-        pipeline.run_version(state, rules, box, version)
+        results.run_version(state, rules, box, version)
     version_id = state.one("SELECT id FROM versions")["id"]
     with state.tx() as db:
         for key, kind, rcpt, vid in ((f"command:<q1@{PRIVATE[1].split('@')[1]}>", "command",

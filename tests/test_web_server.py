@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot import web
+from bot.web import page as web
 
 ANSWER_WITHIN = 5.0  # seconds a real request may take on a busy 2-core machine
 
@@ -155,7 +155,7 @@ def test_a_client_dripping_its_headers_cannot_hold_a_worker():
     import time
     from types import SimpleNamespace
 
-    from bot import web
+    from bot.web import page as web
 
     class App:
         state = SimpleNamespace(close=lambda: None)

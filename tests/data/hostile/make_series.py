@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/data/hostile/make_series.py
 
-Each series is one patch against the sample tree (bot/demo_data/tree) whose
+Each series is one patch against the sample tree (bot/demo/data/tree) whose
 generator (gentree.py) or package Makefile (Makefile.package) does
 something a build must never be able to do. tests/test_hostile.py mails
 them to the bot and checks that each is contained and answered.
@@ -17,7 +17,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent.parent))
 
-from bot import git, layout  # noqa: E402
+from bot.demo import layout  # noqa: E402
+from bot.sandbox import git  # noqa: E402
 
 GEN_CALL = ("        outdir.mkdir(parents=True, exist_ok=True)\n",
             "        outdir.mkdir(parents=True, exist_ok=True)\n        prepare(upstream, outdir)\n")

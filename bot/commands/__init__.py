@@ -1,0 +1,1 @@
+"""Mail commands: parsing, the command actions, the runner that answers one mail."""

@@ -1,0 +1,1 @@
+"""`bpbot demo`: a self-contained run on the embedded sample tree."""

@@ -1,0 +1,1 @@
+"""Ingest: mail in (sources, spool), what each mail is (classify, silence), mail parsing."""

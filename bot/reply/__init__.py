@@ -1,0 +1,1 @@
+"""Replies: the report text, the outbox that sends it, subscribers' copies."""

@@ -1,0 +1,1 @@
+"""Running untrusted code: the one subprocess wrapper, bubblewrap, limits, cgroups, git."""

@@ -1,0 +1,1 @@
+"""Series: patches grouped into versions (b4), their states and notices."""

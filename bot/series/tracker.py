@@ -1,0 +1,283 @@
+"""Tracker: turns spooled mail into series versions in state.
+
+Threads touched by new mail are re-assembled with b4; a complete version
+becomes ``ready``, an incomplete one ``waiting`` until its grace period ends
+(then ``incomplete`` and answered), and a newer version supersedes an older
+one not yet tested.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+
+from bot.config.rules import Rules
+from bot.ingest import classify as cls
+from bot.ingest import patchmail
+from bot.series import assembly as series
+from bot.state import State, dumps, loads, now
+
+log = logging.getLogger(__name__)
+KINDS_SQL = ",".join(f"'{k}'" for k in cls.SERIES_KINDS)
+OPEN_STATES = ("waiting", "ready")
+
+
+def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
+    """Re-assemble every thread with unassembled mail; returns versions touched.
+
+    ``one_thread`` treats all mail as one thread: for ``bpbot check`` on
+    ``git format-patch`` output, whose files carry no threading headers.
+    """
+    fresh = state.query(f"SELECT msgid, kind FROM messages WHERE assembled = 0"
+                        f" AND kind IN ({KINDS_SQL})")
+    if not fresh:
+        _mark_rest(state)
+        return 0
+    since = now() - rules.window_days * 86400
+    rows = state.query(f"SELECT msgid, kind, in_reply_to, refs, subject, from_addr FROM messages"
+                       f" WHERE kind IN ({KINDS_SQL}) AND (received_at >= ? OR assembled = 0)",
+                       (since,))
+    links = [(r["msgid"], r["in_reply_to"] or unthreaded_parent(r), loads(r["refs"], []))
+             for r in rows]
+    roots = series.thread_roots(links)
+    if one_thread and roots:
+        first = min(roots.values())
+        roots = {m: first for m in roots}
+    members: dict[str, list[str]] = defaultdict(list)
+    for msgid, root in roots.items():
+        members[root].append(msgid)
+    # Only patches and cover letters change how b4 groups a thread; a reply
+    # just joins the thread's list (its trailers are read at test time).
+    touched = sorted({roots[r["msgid"]] for r in fresh
+                      if r["msgid"] in roots and r["kind"] != cls.REPLY})
+    replied = {roots[r["msgid"]] for r in fresh if r["msgid"] in roots} - set(touched)
+    _note_replies(state, replied, members)
+    count = 0
+    pool = _pool(rules) if len(touched) >= POOL_MIN_THREADS else None
+    try:
+        # Chunks keep memory flat however large the mailbox is.
+        for start in range(0, len(touched), CHUNK_THREADS):
+            jobs = []
+            for root in touched[start:start + CHUNK_THREADS]:
+                needed = _grouping_ids(state, members[root])
+                raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+                    f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(needed))})"
+                    " ORDER BY received_at, msgid", needed)] if needed else []
+                jobs.append((raws, root))
+            results = pool.map(_assemble_job, jobs, chunksize=8) if pool else map(_assemble_job, jobs)
+            for (raws, root), versions in zip(jobs, results, strict=True):
+                count += _store_thread(state, rules, root, members[root], raws, versions)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    _mark_rest(state)
+    _supersede(state)
+    return count
+
+
+def unthreaded_parent(row) -> str:
+    """A numbered patch or cover letter sent without In-Reply-To/References
+    joins the other parts of its series (same sender, version and length)
+    under a made-up parent, so they are assembled together, in number order."""
+    if row["kind"] == cls.REPLY or row["in_reply_to"] or loads(row["refs"], []):
+        return ""
+    n = patchmail.numbering(row["subject"] or "")
+    if not n.numbered or n.expected < 2:
+        return ""
+    return f"unthreaded.v{n.revision}.{n.expected}.{row['from_addr']}@bpbot.invalid"
+
+
+POOL_MIN_THREADS = 64   # below this, a process pool costs more than it saves
+CHUNK_THREADS = 256
+
+
+def _assemble_job(job: tuple[list[tuple[str, bytes]], str]) -> list[series.Version]:
+    raws, root = job
+    return series.assemble_thread(raws, root, with_am=False)
+
+
+def _pool(rules: Rules) -> ProcessPoolExecutor | None:
+    """b4 parses ~1 ms a message in Python: big backlogs use every core.
+    forkserver, because the daemon has threads and fork would copy their locks."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return None
+    return ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=series.configure_b4,
+                               initargs=(rules.bot_name, rules.bot_address))
+
+
+def _store_thread(state: State, rules: Rules, root: str, ids: list[str],
+                  raws: list[tuple[str, bytes]], versions: list[series.Version]) -> int:
+    sizes = {msgid: len(raw) for msgid, raw in raws}
+    for version in versions:
+        version.problem = version.problem or over_limits(rules, version, sizes)
+    with state.tx() as db:
+        for version in versions:
+            _upsert(db, version, ids)
+        db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
+                        f" ({','.join('?' * len(ids))})", ids)
+    return len(versions)
+
+
+def over_limits(rules: Rules, v: series.Version, sizes: dict[str, int]) -> str:
+    """Why a version is too big to test ([limits] of the rules), or ''."""
+    patches = max(v.expected, len(v.present))
+    if patches > rules.max_patches:
+        return f"the series has {patches} patches; this bot tests at most {rules.max_patches}"
+    size = sum(sizes.get(m, 0) for m in v.msgids)
+    if rules.max_diff_bytes and size > rules.max_diff_bytes:
+        return (f"the series is {size} bytes of mail; this bot tests at most "
+                f"{rules.max_diff_bytes} bytes")
+    return ""
+
+
+def _note_replies(state: State, roots: set[str], members: dict[str, list[str]]) -> None:
+    with state.tx() as db:
+        for root in roots:
+            ids = members[root]
+            db.conn.execute("UPDATE versions SET thread_msgids = ? WHERE thread_root = ?",
+                            (dumps(sorted(ids)), root))
+            db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
+                            f" ({','.join('?' * len(ids))})", ids)
+
+
+def _grouping_ids(state: State, ids: list[str]) -> list[str]:
+    """What b4 needs to group a thread into versions: patches, cover letters and
+    the messages patches answer (a cover without [PATCH 0/n]). Replies only
+    carry trailers; they join at test time, when the am-ready mbox is made."""
+    rows = state.query(f"SELECT msgid, kind, in_reply_to FROM messages WHERE msgid IN"
+                       f" ({','.join('?' * len(ids))})", ids)
+    parents = {r["in_reply_to"] for r in rows if r["kind"] == cls.PATCH}
+    return [r["msgid"] for r in rows if r["kind"] in (cls.PATCH, cls.COVER) or r["msgid"] in parents]
+
+
+def _mark_rest(state: State) -> None:
+    with state.tx() as db:
+        db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE assembled = 0"
+                        f" AND kind NOT IN ({KINDS_SQL})")
+
+
+def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
+    stamp = now()
+    key = _series_key(db, v)
+    row = db.conn.execute("SELECT id FROM series WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        series_id = db.conn.execute(
+            "INSERT INTO series (key, subject, author_name, author_addr, first_seen)"
+            " VALUES (?,?,?,?,?)", [_text(x) for x in (key, v.subject, v.author_name,
+                                                     v.author_addr, stamp)]).lastrowid
+    else:
+        series_id = row[0]
+    if v.problem:
+        new_state, reason = "untestable", v.problem
+    elif v.complete:
+        new_state, reason = "ready", ""
+    else:
+        new_state, reason = "waiting", f"missing {', '.join(map(str, v.missing))} of {v.expected}"
+    _absorb(db, v, series_id)
+    old = db.conn.execute("SELECT id, state, fingerprint FROM versions WHERE series_id = ? AND"
+                          " revision = ?", (series_id, v.revision)).fetchone()
+    fields = dict(subject=v.subject, expected=v.expected, present=dumps(v.present),
+                  complete=int(v.complete), has_cover=int(v.has_cover), reply_to=v.reply_to,
+                  thread_root=v.thread_root, msgids=dumps(v.msgids), base_commit=v.base_commit,
+                  tags=dumps(v.tags), trailers=v.trailers, fingerprint=v.fingerprint,
+                  am_mbox=v.am_mbox, thread_msgids=dumps(sorted(thread_msgids)), updated_at=stamp)
+    fields = {k: _text(x) for k, x in fields.items()}
+    if old is None:
+        fields.update(series_id=series_id, revision=v.revision, state=new_state,
+                      state_reason=reason, first_seen=stamp)
+        cols = ",".join(fields)
+        db.conn.execute(f"INSERT INTO versions ({cols}) VALUES ({','.join('?' * len(fields))})",
+                        list(fields.values()))
+        log.info("series v%d %r: %s %s", v.revision, v.subject, new_state, reason)
+        return
+    version_id, old_state, old_fp = old
+    # A tested (or running) version keeps its state unless it became complete
+    # after being answered as incomplete; a resend of identical patches
+    # (same fingerprint) does not trigger another test.
+    if old_state in ("waiting", "ready") or (old_state == "incomplete" and v.complete) or \
+            (old_state == "untestable" and new_state == "ready"):
+        fields.update(state=new_state, state_reason=reason)
+    elif old_state == "done" and v.complete and v.fingerprint != old_fp:
+        fields.update(state="ready", state_reason="patches changed since the last test")
+    sets = ",".join(f"{k} = ?" for k in fields)
+    db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
+
+
+def _absorb(db, v: series.Version, series_id: int) -> None:
+    """A waiting version whose patches are all in ``v`` under another key (patch 1
+    arrived late, and the key is patch 1's subject) is the same series: it is
+    superseded, not answered as incomplete."""
+    ids = set(v.msgids)
+    for row in db.conn.execute("SELECT id, msgids FROM versions WHERE state = 'waiting' AND"
+                               " revision = ? AND series_id != ?", (v.revision, series_id)).fetchall():
+        theirs = set(loads(row[1], []))
+        if theirs and theirs <= ids:
+            db.conn.execute("UPDATE versions SET state = 'superseded', state_reason = ?,"
+                            " updated_at = ? WHERE id = ?",
+                            (f"assembled again with patch 1 as {v.key}", now(), row[0]))
+
+
+def _series_key(db, v: series.Version) -> str:
+    """The series a version belongs to: its key, unless that series already has
+    this revision from another thread with other patches (two unrelated
+    "[PATCH v2] foo" mails): then a series of its own, keyed by its thread."""
+    own = f"{v.key}#thread={v.thread_root}"
+    if db.conn.execute("SELECT 1 FROM series WHERE key = ?", (own,)).fetchone():
+        return own
+    other = db.conn.execute(
+        "SELECT v.thread_root, v.fingerprint, v.msgids FROM versions v JOIN series s"
+        " ON s.id = v.series_id WHERE s.key = ? AND v.revision = ?", (v.key, v.revision)).fetchone()
+    if other is None or other[0] == v.thread_root or other[1] == v.fingerprint:
+        return v.key
+    # A thread that grew (its root moved) still shares patches with what was stored.
+    return v.key if set(loads(other[2], [])) & set(v.msgids) else own
+
+
+def _text(value):
+    """A string SQLite can store: 8-bit header bytes that the email package kept
+    as lone surrogates become the characters they encode (or U+FFFD)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape" if _escaped_only(value) else "replace") \
+            .decode("utf-8", "replace")
+
+
+def _escaped_only(value: str) -> bool:
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in value)
+
+
+def _supersede(state: State) -> None:
+    with state.tx() as db:
+        db.conn.execute(
+            "UPDATE versions SET state = 'superseded', state_reason = 'v' || ("
+            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
+            " || ' arrived before this version was tested', updated_at = ?"
+            " WHERE state IN ('waiting', 'ready') AND revision < ("
+            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
+            # a version tested before and now asked for again (retest) stays
+            " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.version_id = versions.id)",
+            (now(),))
+
+
+def am_ready(state: State, version: dict) -> tuple[bytes, str]:
+    """(am-ready mbox, problem) for a version, made by b4 from its whole thread."""
+    ids = loads(version["thread_msgids"], []) or loads(version["msgids"], [])
+    raws = [(r["msgid"], bytes(r["raw"])) for r in state.query(
+        f"SELECT msgid, raw FROM messages WHERE msgid IN ({','.join('?' * len(ids))})"
+        " ORDER BY received_at, msgid", ids)]
+    for v in series.assemble_thread(raws, version["thread_root"], with_am=True,
+                                    only_revision=version["revision"]):
+        if v.problem:
+            return b"", v.problem
+        if v.am_mbox:
+            return v.am_mbox, ""
+    return b"", "b4 no longer finds every patch of this version in its thread"

@@ -1,0 +1,131 @@
+"""Baseline: the base commit generated and built on the same kernels.
+
+Results are cached by (base commit, generator inputs, kernel, build
+command), so one base is built once for many series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config.rules import Kernel, Rules
+from bot.sandbox import git
+from bot.sandbox.bwrap import Sandbox
+from bot.state import State, dumps, loads, now
+from bot.testrun import apply, executor, generate
+from bot.testrun.diagnostics import Diagnostic
+from bot.testrun.steps import SUCCESS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BaseResult:
+    kernel: str
+    status: str          # success, failed, timeout, infra-error
+    stage: str           # "generate" or "build": where it ended
+    detail: str = ""
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    log_path: str = ""
+    cached: bool = False
+
+    @property
+    def broken(self) -> bool:
+        return self.status != SUCCESS
+
+
+@dataclass(frozen=True)
+class WorkPaths:
+    """Stable paths (the same for every run) so that ccache hits."""
+
+    root: Path
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def base_src(self) -> Path:
+        return self.root / "base-src"
+
+    @property
+    def out(self) -> Path:
+        # Inside a dir of its own, which the generator may write: gentree.py
+        # removes and recreates its output dir itself (a bind mount could not be).
+        return self.root / "gen" / "out"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build"
+
+
+def generator_inputs(rules: Rules) -> str:
+    upstream = ""
+    if rules.upstream and (rules.upstream / ".git").exists():
+        upstream = git.rev_parse(rules.upstream, "HEAD")
+    return json.dumps([rules.generate_commands, str(rules.upstream or ""), upstream])
+
+
+def cache_key(rules: Rules, base_commit: str, kernel: Kernel) -> str:
+    raw = json.dumps([base_commit, generator_inputs(rules), kernel.name, kernel.version,
+                      str(kernel.path), rules.build_commands])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def lookup(state: State, rules: Rules, base_commit: str, kernels: list[Kernel]) -> dict[str, BaseResult]:
+    found = {}
+    for kernel in kernels:
+        row = state.one("SELECT * FROM baselines WHERE key = ?", (cache_key(rules, base_commit, kernel),))
+        if row is not None:
+            found[kernel.name] = BaseResult(
+                kernel.name, row["status"], row["stage"], row["detail"],
+                [Diagnostic.from_dict(d) for d in loads(row["diagnostics"], [])], row["log_path"],
+                cached=True)
+    return found
+
+
+def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kernels: list[Kernel],
+           paths: WorkPaths, progress: Callable[[str], None] | None = None) -> dict[str, BaseResult]:
+    """Base results for ``kernels``: from the cache, else generated and built now."""
+    results = lookup(state, rules, base.commit, kernels)
+    missing = [k for k in kernels if k.name not in results]
+    if not missing:
+        return results
+    say = progress or (lambda text: None)
+    say(f"baseline: build base {base.commit[:12]} on {', '.join(k.name for k in missing)}")
+    logs = rules.state_dir / "work" / "baselines" / base.commit[:16]
+    fresh: dict[str, BaseResult] = {}
+    apply.add_worktree(rules, base, paths.base_src)
+    try:
+        gen = generate.generate(rules, sandbox, paths.base_src, paths.out, logs / "generate.log")
+        if gen.status != SUCCESS:
+            for k in missing:
+                fresh[k.name] = BaseResult(k.name, gen.status, "generate", gen.detail,
+                                           log_path=gen.log_path)
+        else:
+            # The base is the tree's own code: its builds may fill the ccache.
+            for step in executor.build_all(rules, sandbox, missing, paths.out, paths.build, logs,
+                                        trusted=True):
+                fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
+                                                step.diagnostics, step.log_path)
+    finally:
+        apply.remove_worktree(rules, paths.base_src)
+    # Never cache a failure of the bot itself, nor a timeout (a loaded host).
+    infra = [r for r in fresh.values() if r.status in ("infra-error", "timeout")]
+    with state.tx() as db:
+        for k in missing:
+            r = fresh[k.name]
+            if r in infra:
+                continue
+            db.conn.execute(
+                "INSERT OR REPLACE INTO baselines (key, base_commit, kernel, status, stage, detail,"
+                " diagnostics, log_path, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (cache_key(rules, base.commit, k), base.commit, k.name, r.status, r.stage, r.detail,
+                 dumps([d.to_dict() for d in r.diagnostics]), r.log_path, now()))
+    results.update(fresh)
+    return results

@@ -1,0 +1,1 @@
+"""The status page and its JSON API (read-only)."""
