@@ -91,7 +91,7 @@ def test_fresh_dir_empties_a_dir_with_no_permissions_and_follows_no_symlink(tmp_
     (outside / "keep").write_text("x")
     outside.chmod(0o500)
     (target / "link").symlink_to(outside)
-    res = python("import sys; from pathlib import Path; from bot import cleanup; "
+    res = python("import sys; from pathlib import Path; from bot.sandbox import cleanup; "
                  "cleanup.fresh_dir(Path(sys.argv[1]))", str(target))
     assert res.returncode == 0, res.stderr
     assert target.is_dir() and list(target.iterdir()) == [], "the dir is not fresh"

@@ -80,7 +80,7 @@ def test_idle_wakes_the_daemon_without_waiting_for_the_poll(tmp_path, imap_serve
         time.sleep(0.5)  # let the watcher enter IDLE
         for n in ("13", "14"):
             imap_server.append(SAMPLE[n].read_bytes())
-        [reply] = smtp_server.take(1, timeout=30)
+        [reply] = smtp_server.take(1, timeout=240)  # a whole test run, on a busy machine
         assert reply.message["X-bpbot-Verdict"] == "PASS"
     finally:
         loop.call_soon_threadsafe(daemon.stop)

@@ -104,7 +104,7 @@ def test_worker_unit_runs_rq_from_the_venv():
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_units_pass_systemd_analyze_verify(tmp_path):
     """Unknown keys and bad values; the venv's binaries stand in for /opt/bpbot's."""
-    venv_bin = Path(config.__file__).resolve().parent.parent / ".venv" / "bin"
+    venv_bin = ROOT / ".venv" / "bin"
     names = []
     for unit in [*UNITS, WEB_UNIT]:
         text = unit.read_text().replace("/opt/bpbot/.venv/bin/rq", "/bin/true")

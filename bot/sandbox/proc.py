@@ -69,6 +69,38 @@ def run(
     group = cgroups.child_of(args)
     log.debug("run %s (cwd=%s, timeout=%ss)", args, cwd, timeout)
     start = time.monotonic()
+    child = _start(args, cwd, env, input_bytes)
+    deadline = start + timeout
+    out = _Output(output_cap)
+    timed_out, stopped = out.read(child, deadline, watch)
+    if timed_out or stopped:
+        _kill(child, group)
+    child.stdout.close()
+    try:
+        returncode = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill(child, group)
+        returncode = child.wait()
+    if group is not None:
+        _remove_cgroup(group, args, timed_out)
+    output = out.text()
+    if timed_out:
+        output += f"\n[killed after {timeout:g}s timeout]\n"
+    if stopped:
+        output += f"\n[stopped: {stopped}]\n"
+    duration = time.monotonic() - start
+    result = ProcResult(args=args, returncode=None if timed_out else returncode, output=output,
+                        duration=duration, timed_out=timed_out, truncated=out.truncated,
+                        stopped=stopped)
+    if log_file is not None:
+        _write_log(log_file, f"$ {' '.join(args)}\n{output}")
+    log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
+    return result
+
+
+def _start(args: list[str], cwd, env, input_bytes: bytes | None) -> subprocess.Popen:
+    """The child in a session of its own (a timeout kills its whole group)."""
     try:
         child = subprocess.Popen(
             args,
@@ -83,68 +115,50 @@ def run(
         raise ProcError(f"cannot run {args[0]}: {exc}") from exc
     if input_bytes is not None:
         # Fed from a thread: a child that does not read its input must not block
-        # us past the timeout (the kill below ends the write with EPIPE).
+        # us past the timeout (the kill ends the write with EPIPE).
         threading.Thread(target=_feed, args=(child.stdin, input_bytes), daemon=True,
                          name="proc-stdin").start()
-    chunks: list[bytes] = []
-    kept = 0
-    truncated = False
-    timed_out = False
-    stopped = ""
-    deadline = start + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(child.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            if watch is not None and (stopped := watch()):
-                break
-            if not sel.select(min(remaining, 1.0)):
-                continue
-            data = os.read(child.stdout.fileno(), 65536)
-            if not data:
-                break
-            if kept < output_cap:
-                piece = data[: output_cap - kept]
-                chunks.append(piece)
-                kept += len(piece)
-                truncated = truncated or len(piece) < len(data)
-            else:
-                truncated = True
-    if timed_out or stopped:
-        _kill(child, group)
-    child.stdout.close()
-    try:
-        returncode = child.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill(child, group)
-        returncode = child.wait()
-    if group is not None:
-        _remove_cgroup(group, args, timed_out)
-    output = b"".join(chunks).decode("utf-8", "replace")
-    if truncated:
-        output += f"\n[output truncated at {output_cap} bytes]\n"
-    if timed_out:
-        output += f"\n[killed after {timeout:g}s timeout]\n"
-    if stopped:
-        output += f"\n[stopped: {stopped}]\n"
-    duration = time.monotonic() - start
-    result = ProcResult(
-        args=args,
-        returncode=None if timed_out else returncode,
-        output=output,
-        duration=duration,
-        timed_out=timed_out,
-        truncated=truncated,
-        stopped=stopped,
-    )
-    if log_file is not None:
-        _write_log(log_file, f"$ {' '.join(args)}\n{output}")
-    log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
-    return result
+    return child
+
+
+class _Output:
+    """A child's output, kept up to ``cap`` bytes; the rest is read and dropped,
+    so a child printing gigabytes neither blocks on a full pipe nor fills memory."""
+
+    def __init__(self, cap: int):
+        self.cap, self.kept, self.truncated = cap, 0, False
+        self.chunks: list[bytes] = []
+
+    def read(self, child: subprocess.Popen, deadline: float,
+             watch: Callable[[], str] | None) -> tuple[bool, str]:
+        """Read until the child closes its output: (timed out, stopped reason)."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(child.stdout, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True, ""
+                if watch is not None and (stopped := watch()):
+                    return False, stopped
+                if not sel.select(min(remaining, 1.0)):
+                    continue
+                data = os.read(child.stdout.fileno(), 65536)
+                if not data:
+                    return False, ""
+                self.add(data)
+
+    def add(self, data: bytes) -> None:
+        piece = data[: max(0, self.cap - self.kept)]
+        if piece:
+            self.chunks.append(piece)
+            self.kept += len(piece)
+        self.truncated = self.truncated or len(piece) < len(data)
+
+    def text(self) -> str:
+        output = b"".join(self.chunks).decode("utf-8", "replace")
+        if self.truncated:
+            output += f"\n[output truncated at {self.cap} bytes]\n"
+        return output
 
 
 def _feed(pipe, data: bytes) -> None:
