@@ -30,3 +30,33 @@ def test_base_choice(tmp_path):
     base = apply.choose_base(rules, "", ["main"])
     assert base.commit == new_head and "subject tag [main]" in base.reason
     assert apply.choose_base(rules, "", []).reason == "head of main"
+
+
+def test_a_conflict_names_the_file_the_patch_names_not_gits_rename_guess(tmp_path):
+    """The patch changes compat/backport-6.4.c; the base renamed that file and
+    changed it. git am -3's rename detection reports a conflict in the renamed
+    file; the reply must name the file the patch names."""
+    rules = layout.prepare(tmp_path / "work", with_list=False)
+    tree = rules.tree_path
+    body = "".join(f"int compat_fn_{i}(void) {{ return {i}; }}\n" for i in range(40))
+    old = tree / "compat" / "backport-6.4.c"
+    old.write_text(body)
+    assert git.git(tree, "add", "-A").ok and git.git(tree, "commit", "-qm", "add 6.4").ok
+    old.write_text(body.replace("return 7;", "return 70;"))
+    assert git.git(tree, "commit", "-qam", "compat: change fn 7").ok
+    mbox = git.git(tree, "format-patch", "--stdout", "-1").output.encode()
+    assert git.git(tree, "reset", "-q", "--hard", "HEAD~1").ok
+    assert git.git(tree, "mv", "compat/backport-6.4.c", "compat/backport-5.15.c").ok
+    renamed = tree / "compat" / "backport-5.15.c"
+    renamed.write_text(renamed.read_text().replace("return 7;", "return 77;"))
+    assert git.git(tree, "commit", "-qam", "compat: rename to 5.15").ok
+    base = apply.choose_base(rules, "", [])
+    work = tmp_path / "wt"
+    apply.add_worktree(rules, base, work)
+    try:
+        result = apply.am(rules, work, mbox, tmp_path / "apply.log")
+    finally:
+        apply.remove_worktree(rules, work)
+    assert not result.ok
+    assert "backport-5.15.c" in result.log, "git did not take the rename path; the case proves nothing"
+    assert result.conflicts == ["compat/backport-6.4.c"]

@@ -23,12 +23,28 @@ class FileChange:
     added_lines: list[int] = field(default_factory=list)
 
 
+_MAIL_START = r"^From (?:[0-9a-f]{40}|git@z|mboxrd@z) "
+_DIFF_PATHS = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+
+
+def patch_paths(mbox: bytes, number: int) -> list[str]:
+    """The files patch ``number`` (1-based, as ``git am`` counts) names in its
+    diff: what a reply about a patch that does not apply should name, rather
+    than the file git's rename detection matched it to."""
+    mails = [c for c in re.split(_MAIL_START, mbox.decode("utf-8", "replace"), flags=re.M)
+             if c.strip()]
+    if not 1 <= number <= len(mails):
+        return []
+    diff = mails[number - 1].split("\n-- \n", 1)[0]
+    return list(dict.fromkeys(p for pair in _DIFF_PATHS.findall(diff) for p in pair))
+
+
 def changes(mbox: bytes) -> list[FileChange]:
     """Every file the series changes, with its added and removed lines, merged per path."""
     text = mbox.decode("utf-8", "replace")
     merged: dict[str, FileChange] = {}
     # One PatchSet per mail: commit messages between patches confuse the parser.
-    for chunk in re.split(r"^From (?:[0-9a-f]{40}|git@z|mboxrd@z) ", text, flags=re.M):
+    for chunk in re.split(_MAIL_START, text, flags=re.M):
         start = _DIFF_START.search(chunk)
         if not start:
             continue

@@ -13,7 +13,7 @@ from bot.config.rules import Rules
 from bot.sandbox import git as g
 from bot.sandbox import limits as lim
 from bot.sandbox import proc
-from bot.series import binpatch
+from bot.series import binpatch, diffinfo
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,10 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
     if not conflicts:
         conflicts = sorted({m.split(":")[2].strip() for m in _ERR_PATCH.findall(res.output)
                             if m.startswith("error: patch failed:") and m.count(":") >= 3})
+    if failed and (named := diffinfo.patch_paths(mbox, int(failed.group(1)))):
+        # git's 3-way merge may match a file the patch does not name (rename
+        # detection): the reply names the patch's own files.
+        conflicts = [c for c in conflicts if c in named] or named
     errors = [line for line in res.output.splitlines()
               if line.startswith(("error:", "fatal:", "CONFLICT"))]
     g.git(worktree, "am", "--abort", identity=identity)
