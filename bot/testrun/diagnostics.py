@@ -11,6 +11,12 @@ _DIAG = re.compile(
 )
 # gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
 _CONTEXT = re.compile(r"^\s*(\d+)? \| ")
+# gcc's notes that explain the diagnostic before them (often in a kernel header:
+# "previous definition of 'x' was here"): kept with it, with their excerpts.
+_NOTE = re.compile(r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*note:\s*(?P<text>.*)$")
+# gcc's include chain printed before a note in another file: passed over.
+_INCLUDED = re.compile(r"^(?:In file included from |\s+from )\S+[:,]$")
+MAX_CONTEXT = 8
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 # Lines that explain a failure: make's "***", git's "fatal:"/"error:", a
 # Python exception's last line, gentree's "Failed to apply", a missing file.
@@ -78,9 +84,14 @@ def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> l
             if len(out) < limit:
                 out.append(current)
             continue
-        if current is not None and _CONTEXT.match(raw_line) and len(current.context) < 4:
+        note = _NOTE.match(raw_line) if current is not None else None
+        if note and len(current.context) < MAX_CONTEXT:
+            where = f"{_relative(note['file'], strip_prefixes)}:{note['line']}" + (
+                f":{note['col']}" if note["col"] else "")
+            current.context.append(f"{where}: note: {note['text'].strip()}")
+        elif current is not None and _CONTEXT.match(raw_line) and len(current.context) < MAX_CONTEXT:
             current.context.append(raw_line.rstrip())
-        else:
+        elif not note and not _INCLUDED.match(raw_line):
             current = None
     return out
 
