@@ -35,7 +35,7 @@ class KernelTable(BaseModel):
     """One ``[[kernels]]`` table. ``path`` is resolved (a glob to its newest
     match) and ``version = "auto"`` read from it while validating."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     name: str
     path: Path
