@@ -54,8 +54,9 @@ Executor = choice("local", "rq")
 class Table(BaseModel):
     """A TOML table: no unknown keys, no coercion ("2" is not 2), read-only."""
 
-    # defer_build: the schema is built once, at the first validation of a
-    # whole file, not per table at import (it halves the import time).
+    # defer_build: the validators are built at the first file validated, not
+    # at import, so code that only reads the defaults (bot/sandbox/limits.py)
+    # does not pay for them.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
@@ -267,7 +268,7 @@ def validate(data: dict, file: str, base: Path) -> RulesFile:
 
 _TYPES = {"int_type": "int", "string_type": "str", "bool_type": "bool", "list_type": "list",
           "dict_type": "dict", "model_type": "dict", "model_attributes_type": "dict",
-          "literal_error": "str", "tuple_type": "list"}
+          "tuple_type": "list"}
 
 
 def _problem(error: dict) -> Problem:
