@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except config.ConfigError as exc:
-        print(f"bpbot: configuration error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every problem of the file, one a line
+            print(f"bpbot: configuration error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

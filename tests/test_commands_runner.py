@@ -44,7 +44,7 @@ class Env:
     def __init__(self, tmp_path, **commands):
         rules = config.load(config.DEMO_RULES, base_dir=tmp_path)
         self.rules = dataclasses.replace(
-            rules, commands=dataclasses.replace(rules.commands, **commands))
+            rules, commands=rules.commands.model_copy(update=commands))
         self.state = State(tmp_path / "state" / "bpbot.sqlite")
         self.taken: set[str] = set()
         self.count = 0

@@ -220,3 +220,67 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         config.load(path, base_dir=tmp_path)
     assert info.value.file == str(path)
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path):
+    text = edit("jobs = 2", "jobs = 0")
+    text = text.replace("port = 8025", 'port = "8025"').replace("window_days = 30", "window_dayz = 30")
+    text = text.replace('version = "5.10.237"', 'version = "five.ten"')
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        config.load(path, base_dir=tmp_path)
+    keys = [p.key for p in info.value.problems]
+    assert keys == ["smtp.port", "build.jobs", f"{kernel('5.10')}.version", "series.window_dayz"]
+    # the first one is also the error's own key; each reads as one line
+    assert (info.value.key, info.value.problem) == ("smtp.port", "must be int, not str '8025'")
+    assert str(info.value).splitlines()[1] == f"{path}: build.jobs: must be positive, not 0"
+
+
+def test_the_cli_prints_every_problem(tmp_path: Path, capsys):
+    from bot import cli
+
+    path = tmp_path / "broken.toml"
+    path.write_text(edit("jobs = 2", "jobs = 0").replace("max_patches = 100", "max_patches = -1"),
+                    encoding="utf-8")
+    mail = RULES.parent / "tests" / "data" / "corpus" / "discussion.eml"
+    assert cli.main(["check", "--rules", str(path), str(mail)]) != 0
+    err = capsys.readouterr().err.splitlines()
+    assert f"bpbot: configuration error: {path}: build.jobs: must be positive, not 0" in err
+    assert f"bpbot: configuration error: {path}: limits.max_patches: must be positive, not -1" in err
+
+
+def test_strict_tags(tmp_path: Path):
+    assert config.load(RULES / "demo.toml", base_dir=tmp_path).strict_tags is False
+    path = tmp_path / "rules.toml"
+    path.write_text(edit("strict_tags = false", "strict_tags = true"), encoding="utf-8")
+    assert config.load(path, base_dir=tmp_path).strict_tags is True
+    path.write_text(edit("strict_tags = false", 'strict_tags = "yes"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tree\.strict_tags: must be bool, not str 'yes'"):
+        config.load(path, base_dir=tmp_path)
+
+
+def test_limits_defaults_are_the_sandbox_defaults(tmp_path: Path):
+    from bot.sandbox import limits
+
+    head, _, tail = DEMO.partition("\n[limits]\n")
+    path = tmp_path / "rules.toml"
+    path.write_text(head + "\n[commands]\n" + tail.partition("\n[commands]\n")[2], encoding="utf-8")
+    rules = config.load(path, base_dir=tmp_path)
+    assert limits.from_rules(rules) == limits.Limits()
+    assert (rules.max_diff_bytes, rules.run_disk) == (5 * 1024 ** 2, 8 * 1024 ** 3)
+
+
+def test_every_shipped_example_names_only_known_keys(tmp_path: Path):
+    """deploy/config.example.toml and rules/*.toml against the schema (unknown keys refused)."""
+    import tomllib
+
+    from bot.config import schema
+
+    examples = [*RULES.glob("*.toml"), RULES.parent / "deploy" / "config.example.toml"]
+    for path in examples:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        for table in data.get("kernels", []):
+            table["path"] = str(tmp_path)  # headers need not be installed here
+            table["version"] = "6.1"
+        assert schema.validate(data, str(path), tmp_path).tree.strict_tags is False

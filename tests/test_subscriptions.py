@@ -88,7 +88,7 @@ def imap_rules(tmp_path, imap, smtp, **commands):
     return dataclasses.replace(
         rules, source=source, grace_seconds=1,
         smtp=dataclasses.replace(rules.smtp, host=smtp.host, port=smtp.port),
-        commands=dataclasses.replace(rules.commands, **commands))
+        commands=rules.commands.model_copy(update=commands))
 
 
 def serve(rules) -> State:

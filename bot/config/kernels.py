@@ -1,14 +1,19 @@
 """The rules' ``[[kernels]]``: each kernel's name, version and prepared build dir
-(a path, or a glob whose newest match is taken; ``version = "auto"`` reads it)."""
+(a path, or a glob whose newest match is taken; ``version = "auto"`` reads it).
+``KernelTable`` is one table as the file declares it; ``Kernel`` is what the
+rest of the bot uses."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from bot.config import kversion
-from bot.config.table import _path, _Table
+from bot.config.fields import problem, resolve
 
 
 @dataclass(frozen=True)
@@ -26,44 +31,57 @@ def _natural(text: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
 
 
-def _kernel_path(t: _Table, base: Path) -> Path:
-    """A path, or a glob whose newest match (version order) is taken, for
-    Debian's linux-headers-6.1.0-NN-amd64 that change with each stable update."""
-    raw = t.get("path", str)
-    if not any(c in raw for c in "*?["):
-        return _path(base, raw)
-    pattern = _path(base, raw)
-    matches = sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))),
-                     key=lambda p: _natural(p.name))
-    if not matches:
-        raise t.fail("path", f"no directory matches {raw!r} (are the kernel headers installed?)")
-    return matches[-1]
+class KernelTable(BaseModel):
+    """One ``[[kernels]]`` table. ``path`` is resolved (a glob to its newest
+    match) and ``version = "auto"`` read from it while validating."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
-def _detect_version(t: _Table, path: Path) -> str:
-    """MAJOR.PATCHLEVEL.SUBLEVEL from a kernel build dir's generated version.h."""
-    version = kversion.version_of(path)
-    if version is None:
-        raise t.fail("version", f"is \"auto\" but no version.h with a version was found in {path}")
-    return version
+    name: str
+    path: Path
+    version: str
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, raw: Any, info: ValidationInfo) -> Path:
+        """A path, or a glob whose newest match (version order) is taken, for
+        Debian's linux-headers-6.1.0-NN-amd64 that change with each stable update."""
+        if not isinstance(raw, str):
+            return raw  # the type check says what is wrong
+        pattern = resolve((info.context or {}).get("base", Path.cwd()), raw)
+        if pattern is None or not any(c in raw for c in "*?["):
+            return pattern
+        matches = sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))),
+                         key=lambda p: _natural(p.name))
+        if not matches:
+            raise problem(f"no directory matches {raw!r} (are the kernel headers installed?)")
+        return matches[-1]
 
-def _kernels(top: _Table, file: str, base: Path) -> list[Kernel]:
-    raw = top.get("kernels", list)
-    if not raw:
-        raise top.fail("kernels", "must list at least one kernel")
-    kernels = []
-    for i, item in enumerate(raw):
-        t = _Table(file, f"kernels[{i}]", item)
-        path = _kernel_path(t, base)
-        version = t.get("version", str)
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: str, info: ValidationInfo) -> str:
         if version == "auto":
-            version = _detect_version(t, path)
+            path = info.data.get("path")
+            if path is None:
+                return version  # the path's own error says why
+            version = kversion.version_of(path)
+            if version is None:
+                raise problem(f"is \"auto\" but no version.h with a version was found in {path}")
         if not re.match(r"^\d+\.\d+(\.\d+)?", version):
-            raise t.fail("version", f"must look like 6.1 or 6.1.140 (or \"auto\"), not {version!r}")
-        k = Kernel(name=t.get("name", str), version=version, path=path)
-        t.done()
-        if any(k.name == other.name for other in kernels):
-            raise t.fail("name", f"duplicate kernel name {k.name!r}")
-        kernels.append(k)
-    return sorted(kernels, key=lambda k: k.version_tuple)
+            raise problem(f"must look like 6.1 or 6.1.140 (or \"auto\"), not {version!r}")
+        return version
+
+    def kernel(self) -> Kernel:
+        return Kernel(self.name, self.version, self.path)
+
+
+def check_kernels(tables: list[KernelTable]) -> list[KernelTable]:
+    """At least one kernel, no name twice (the error names the later one)."""
+    if not tables:
+        raise problem("must list at least one kernel")
+    seen: set[str] = set()
+    for i, table in enumerate(tables):
+        if table.name in seen:
+            raise problem(f"duplicate kernel name {table.name!r}", key=f"[{i}].name")
+        seen.add(table.name)
+    return tables

@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.config.rules import Rules
+from bot.config.schema import LIMITS
 from bot.sandbox import cgroups, proc
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,15 @@ GiB = 1024 ** 3
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-command limits; 0 means "no limit" for each."""
+    """Per-command limits; 0 means "no limit" for each. The defaults are the
+    rules' [limits] defaults (bot/config/schema.py LimitsTable)."""
 
-    address_space: int = 4 * GiB      # RLIMIT_AS, bytes, per process
-    cpu_seconds: int = 1800           # RLIMIT_CPU, per process (the wall timeout covers all)
-    file_size: int = 1 * GiB          # RLIMIT_FSIZE, largest file a build may write
-    pids: int = 512                   # processes and threads of one command, all together
-    open_files: int = 1024            # RLIMIT_NOFILE
-    tmp_size: int = 1 * GiB           # the private /tmp (a tmpfs, in memory)
+    address_space: int = LIMITS.build_address_space  # RLIMIT_AS, bytes, per process
+    cpu_seconds: int = LIMITS.build_cpu_time          # RLIMIT_CPU, per process (the wall timeout covers all)
+    file_size: int = LIMITS.build_file_size           # RLIMIT_FSIZE, largest file a build may write
+    pids: int = LIMITS.build_pids                     # processes and threads of one command, all together
+    open_files: int = LIMITS.build_open_files         # RLIMIT_NOFILE
+    tmp_size: int = LIMITS.build_tmp_size             # the private /tmp (a tmpfs, in memory)
 
     def prlimit_args(self, prlimit: str, with_nproc: bool) -> list[str]:
         """``prlimit --as=... -- `` (to be followed by the command)."""
@@ -65,17 +68,11 @@ class Limits:
         return ", ".join(parts)
 
 
-def from_rules(rules) -> Limits:
-    """The ``[limits]`` build limits of the rules (defaults for rules without them)."""
-    d = Limits()
-    return Limits(
-        address_space=getattr(rules, "build_address_space", d.address_space),
-        cpu_seconds=getattr(rules, "build_cpu_seconds", d.cpu_seconds),
-        file_size=getattr(rules, "build_file_size", d.file_size),
-        pids=getattr(rules, "build_pids", d.pids),
-        open_files=getattr(rules, "build_open_files", d.open_files),
-        tmp_size=getattr(rules, "build_tmp_size", d.tmp_size),
-    )
+def from_rules(rules: Rules) -> Limits:
+    """The ``[limits]`` build limits of the rules."""
+    return Limits(address_space=rules.build_address_space, cpu_seconds=rules.build_cpu_seconds,
+                  file_size=rules.build_file_size, pids=rules.build_pids,
+                  open_files=rules.build_open_files, tmp_size=rules.build_tmp_size)
 
 
 SWEEP_AGE = 120.0  # an empty child of a live owner this old is a leftover, not one about to be entered

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config.rules import Kernel, Rules, expand
@@ -19,12 +20,33 @@ from bot.testrun.steps import FAILED, INFRA, SUCCESS, TIMEOUT, StepResult
 log = logging.getLogger(__name__)
 
 
-def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, build_dir: Path,
+@dataclass(frozen=True)
+class BuildSpec:
+    """What one build reads of the rules: on this host taken from them, on an
+    RQ worker (bot/testrun/remote.py) from the job and the worker's own dirs."""
+
+    build_commands: list[list[str]]
+    build_timeout: int
+    output_cap: int
+    ccache: bool
+    state_dir: Path  # the ccache lives under it
+    build_jobs: int  # builds at once on this host: {jobs} is the cores shared among them
+    upstream: Path | None = None
+
+    @classmethod
+    def of(cls, rules: Rules) -> BuildSpec:
+        return cls(build_commands=rules.build_commands, build_timeout=rules.build_timeout,
+                   output_cap=rules.output_cap, ccache=rules.ccache, state_dir=rules.state_dir,
+                   build_jobs=rules.build_jobs, upstream=rules.upstream)
+
+
+def build_one(spec: BuildSpec | Rules, sandbox: Sandbox, kernel: Kernel, output: Path, build_dir: Path,
               log_file: Path, trusted: bool = False,
               watch: Callable[[], str] | None = None) -> StepResult:
     """One build. Only ``trusted`` builds (the base, from the tree itself) may write
     to the shared ccache; a series' build reads it, so a hostile series cannot
     plant objects that later builds would use."""
+    rules = spec if isinstance(spec, BuildSpec) else BuildSpec.of(spec)
     started = time.time()
     try:
         cleanup.fresh_dir(build_dir)
@@ -70,12 +92,12 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
 CCACHE_BIN = "/usr/lib/ccache"
 
 
-def make_jobs(rules) -> int:
+def make_jobs(rules: BuildSpec | Rules) -> int:
     """{jobs} for one build: the cores shared among the builds that run at once."""
     return max(1, (os.cpu_count() or 1) // rules.build_jobs)
 
 
-def ccache_dir(rules: Rules) -> Path | None:
+def ccache_dir(rules: BuildSpec) -> Path | None:
     """The shared compiler cache, when the rules want it and ccache is installed."""
     if not rules.ccache or not Path(CCACHE_BIN, "gcc").exists():
         return None
@@ -94,8 +116,10 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
     if not kernels:
         return []
 
+    spec = BuildSpec.of(rules)
+
     def one(kernel: Kernel) -> StepResult:
-        result = build_one(rules, sandbox, kernel, output, build_root / kernel.name,
+        result = build_one(spec, sandbox, kernel, output, build_root / kernel.name,
                            log_dir / f"build-{kernel.name}.log", trusted, watch)
         if progress:
             progress(f"build {kernel.name}: {result.status} ({result.detail})")

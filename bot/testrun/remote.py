@@ -24,7 +24,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 from bot.config.rules import Kernel, Rules
 from bot.sandbox import bwrap as sandbox
@@ -77,10 +76,9 @@ def build_job(payload: dict) -> dict:
     out, build_dir = slot / "out", slot / "build"
     cleanup.fresh_dir(out)  # CleanupError: the job fails, an infra-error for the daemon
     unpack(payload["archive"], out)
-    rules = SimpleNamespace(
-        upstream=None, build_commands=payload["build_commands"],
-        build_timeout=payload["build_timeout"], output_cap=payload["output_cap"],
-        ccache=payload["ccache"], state_dir=root,
+    spec = build.BuildSpec(
+        build_commands=payload["build_commands"], build_timeout=payload["build_timeout"],
+        output_cap=payload["output_cap"], ccache=payload["ccache"], state_dir=root,
         # {jobs}: the worker's cores, shared by the workers running on this host.
         build_jobs=int(os.environ.get("BPBOT_WORKERS_PER_HOST", "1")))
     kernel = Kernel(payload["kernel"]["name"], payload["kernel"]["version"],
@@ -89,7 +87,7 @@ def build_job(payload: dict) -> dict:
     box = sandbox.Sandbox.detect(payload["sandbox"], [root],
                                  limits=lim.Limits(**payload["limits"]))
     log_file = slot / "build.log"
-    step = build.build_one(rules, box, kernel, out, build_dir, log_file,
+    step = build.build_one(spec, box, kernel, out, build_dir, log_file,
                            trusted=payload.get("trusted", False))
     text = log_file.read_text(encoding="utf-8", errors="replace") if log_file.exists() else ""
     return dict(status=step.status, detail=step.detail, duration=step.duration,
