@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
+from bot.model import VERDICT_LABELS, words
 from bot.state import State, loads
 
 ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
@@ -48,8 +49,7 @@ def summary(state: State) -> dict:
 
 def _kernels(steps: list[dict]) -> str:
     """The version matrix in one line: 3.10:FAIL 4.19:ok 5.10:- 6.1:base-fails."""
-    marks = {"pass": "ok", "fail": "FAIL", "not-built": "-", "base-fails": "base-fails",
-             "infra-error": "INFRA"}
+    marks = words(VERDICT_LABELS, "cell")
     return " ".join(f"{s['kernel']}:{marks.get(s['verdict'], s['verdict'])}"
                     for s in steps if s["name"] == "kernel")
 
