@@ -8,18 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError  # noqa: F401 (re-exported: its home is bot/errors.py)
+
 PLACEHOLDERS = {
     "tree", "output", "upstream", "kernel_path", "kernel_version", "kernel_name",
     "build_dir", "jobs", "python",
 }
-
-
-class ConfigError(ValueError):
-    """A rules file is unusable; the message names file and key."""
-
-    def __init__(self, file: str, key: str, problem: str):
-        super().__init__(f"{file}: {key}: {problem}")
-        self.file, self.key, self.problem = file, key, problem
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")

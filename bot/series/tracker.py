@@ -14,9 +14,11 @@ import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
+from bot import store
 from bot.config.rules import Rules
 from bot.ingest import classify as cls
 from bot.ingest import patchmail
+from bot.model import VersionState
 from bot.series import assembly as series
 from bot.state import State, dumps, loads, now
 
@@ -173,11 +175,11 @@ def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
     else:
         series_id = row[0]
     if v.problem:
-        new_state, reason = "untestable", v.problem
+        new_state, reason = VersionState.UNTESTABLE, v.problem
     elif v.complete:
-        new_state, reason = "ready", ""
+        new_state, reason = VersionState.READY, ""
     else:
-        new_state, reason = "waiting", f"missing {', '.join(map(str, v.missing))} of {v.expected}"
+        new_state, reason = VersionState.WAITING, f"missing {', '.join(map(str, v.missing))} of {v.expected}"
     _absorb(db, v, series_id)
     old = db.conn.execute("SELECT id, state, fingerprint FROM versions WHERE series_id = ? AND"
                           " revision = ?", (series_id, v.revision)).fetchone()
@@ -199,11 +201,12 @@ def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
     # A tested (or running) version keeps its state unless it became complete
     # after being answered as incomplete; a resend of identical patches
     # (same fingerprint) does not trigger another test.
-    if old_state in ("waiting", "ready") or (old_state == "incomplete" and v.complete) or \
-            (old_state == "untestable" and new_state == "ready"):
+    if old_state in (VersionState.WAITING, VersionState.READY) or \
+            (old_state == VersionState.INCOMPLETE and v.complete) or \
+            (old_state == VersionState.UNTESTABLE and new_state == VersionState.READY):
         fields.update(state=new_state, state_reason=reason)
-    elif old_state == "done" and v.complete and v.fingerprint != old_fp:
-        fields.update(state="ready", state_reason="patches changed since the last test")
+    elif old_state == VersionState.DONE and v.complete and v.fingerprint != old_fp:
+        fields.update(state=VersionState.READY, state_reason="patches changed since the last test")
     sets = ",".join(f"{k} = ?" for k in fields)
     db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
 
@@ -213,13 +216,12 @@ def _absorb(db, v: series.Version, series_id: int) -> None:
     arrived late, and the key is patch 1's subject) is the same series: it is
     superseded, not answered as incomplete."""
     ids = set(v.msgids)
-    for row in db.conn.execute("SELECT id, msgids FROM versions WHERE state = 'waiting' AND"
-                               " revision = ? AND series_id != ?", (v.revision, series_id)).fetchall():
+    for row in db.conn.execute("SELECT id, msgids FROM versions WHERE state = ? AND revision = ?"
+                               " AND series_id != ?",
+                               (VersionState.WAITING, v.revision, series_id)).fetchall():
         theirs = set(loads(row[1], []))
         if theirs and theirs <= ids:
-            db.conn.execute("UPDATE versions SET state = 'superseded', state_reason = ?,"
-                            " updated_at = ? WHERE id = ?",
-                            (f"assembled again with patch 1 as {v.key}", now(), row[0]))
+            store.supersede(db, row[0], f"assembled again with patch 1 as {v.key}")
 
 
 def _series_key(db, v: series.Version) -> str:
@@ -257,15 +259,7 @@ def _escaped_only(value: str) -> bool:
 
 def _supersede(state: State) -> None:
     with state.tx() as db:
-        db.conn.execute(
-            "UPDATE versions SET state = 'superseded', state_reason = 'v' || ("
-            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
-            " || ' arrived before this version was tested', updated_at = ?"
-            " WHERE state IN ('waiting', 'ready') AND revision < ("
-            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
-            # a version tested before and now asked for again (retest) stays
-            " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.version_id = versions.id)",
-            (now(),))
+        store.supersede_older(db)
 
 
 def am_ready(state: State, version: dict) -> tuple[bytes, str]:

@@ -1,0 +1,363 @@
+"""Every SQL statement on series versions, their runs and steps, behind named
+transitions and views (the states are bot/model.py's).
+
+A version moves: (assembly) waiting | ready | untestable -> ``start_run``
+running -> ``finish`` done, or ``retry_after`` ready again (an infra-error:
+not picked before its ``retry_after`` time) or ``mark_untestable``; waiting
+-> ``answer_incomplete``; waiting | ready -> ``supersede_older``; done ->
+``queue_retest`` ready. A transition that writes takes ``db``, the open
+transaction of ``State.tx()``, so the caller writes the reply in the same
+one; a view takes the ``State`` (or that ``db``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from bot.model import FINISHED, PENDING, TESTABLE, RunState, Verdict, VersionState
+from bot.state import State, dumps, loads, now
+
+Db = Any  # sqlite_utils.Database inside State.tx()
+
+
+def _marks(values: tuple) -> str:
+    return ",".join("?" * len(values))
+
+
+def _rows(src: State | Db, sql: str, params: Any = ()) -> list[dict]:
+    return list(src.query(sql, params))
+
+
+def _one(src: State | Db, sql: str, params: Any = ()) -> dict | None:
+    rows = _rows(src, sql, params)
+    return rows[0] if rows else None
+
+
+# --- versions: the queue ------------------------------------------------------
+
+
+def version(src: State | Db, version_id: int) -> dict | None:
+    return _one(src, "SELECT * FROM versions WHERE id = ?", (version_id,))
+
+
+def next_ready(src: State | Db, at: float | None = None) -> dict | None:
+    """The oldest version to test; one that just hit an infra-error waits until
+    its ``retry_after``."""
+    at = now() if at is None else at
+    return _one(src, f"SELECT * FROM versions WHERE state IN ({_marks(TESTABLE)})"
+                     " AND retry_after <= ? ORDER BY first_seen, id LIMIT 1", (*TESTABLE, at))
+
+
+def open_versions(src: State | Db) -> int:
+    """Versions not answered yet: pending ones, and untestable ones whose notice
+    is still owed (bot/reply/notices.py)."""
+    row = _one(src, f"SELECT COUNT(*) AS n FROM versions WHERE state IN ({_marks(PENDING)})"
+                    " OR (state = ? AND verdict = '')", (*PENDING, VersionState.UNTESTABLE))
+    return row["n"] if row else 0
+
+
+def pending(src: State | Db) -> list[dict]:
+    """The queue of the status page: versions not yet answered, oldest first."""
+    return _rows(src, "SELECT v.id, v.subject, v.revision, v.state, v.state_reason, v.first_seen,"
+                      " v.updated_at, s.author_addr AS author FROM versions v JOIN series s"
+                      f" ON s.id = v.series_id WHERE v.state IN ({_marks(PENDING)})"
+                      " ORDER BY v.first_seen, v.id", PENDING)
+
+
+def queue_order(src: State | Db) -> list[dict]:
+    """The queue as a mail command shows it: running, then ready, then waiting."""
+    return _rows(src, "SELECT subject, revision, state, state_reason FROM versions"
+                      f" WHERE state IN ({_marks(PENDING)}) ORDER BY CASE state WHEN ? THEN 0"
+                      " WHEN ? THEN 1 ELSE 2 END, first_seen, id",
+                 (*PENDING, VersionState.RUNNING, VersionState.READY))
+
+
+def incomplete_due(src: State | Db, seen_before: float) -> list[dict]:
+    """Waiting versions first seen before ``seen_before``: the grace is over."""
+    return _rows(src, "SELECT * FROM versions WHERE state = ? AND first_seen <= ?",
+                 (VersionState.WAITING, seen_before))
+
+
+def untestable_unanswered(src: State | Db) -> list[dict]:
+    return _rows(src, "SELECT * FROM versions WHERE state = ? AND verdict = ''",
+                 (VersionState.UNTESTABLE,))
+
+
+def verdicts(src: State | Db) -> list[str]:
+    """The verdict of every version that is not superseded (`bpbot check`)."""
+    return [r["verdict"] for r in _rows(src, "SELECT verdict FROM versions WHERE state != ?",
+                                        (VersionState.SUPERSEDED,))]
+
+
+# --- versions: transitions ----------------------------------------------------
+
+
+def set_am_mbox(db: Db, version_id: int, mbox: bytes) -> None:
+    db.conn.execute("UPDATE versions SET am_mbox = ? WHERE id = ?", (mbox, version_id))
+
+
+def retry_after(db: Db, version_id: int, reason: str, at: float) -> None:
+    """Back to ready, not picked before ``at`` (an infra-error, no disk space);
+    the reason is for the status page."""
+    db.conn.execute("UPDATE versions SET state = ?, state_reason = ?, retry_after = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (VersionState.READY, reason, at, now(), version_id))
+
+
+def mark_untestable(db: Db, version_id: int, run_id: int | None, problem: str) -> None:
+    """The version cannot be tested (``problem`` says why); its notice is owed
+    (``answer_untestable``). The run, if one was started, ends with it."""
+    if run_id is not None:
+        db.conn.execute("UPDATE runs SET state = ?, verdict = ?, finished_at = ? WHERE id = ?",
+                        (RunState.UNTESTABLE, Verdict.UNTESTABLE, now(), run_id))
+    db.conn.execute("UPDATE versions SET state = ?, state_reason = ?, verdict = '',"
+                    " updated_at = ? WHERE id = ?",
+                    (VersionState.UNTESTABLE, problem, now(), version_id))
+
+
+def answer_untestable(db: Db, version_id: int) -> None:
+    db.conn.execute("UPDATE versions SET verdict = ?, updated_at = ? WHERE id = ?",
+                    (Verdict.UNTESTABLE, now(), version_id))
+
+
+def answer_incomplete(db: Db, version_id: int) -> None:
+    """Still waiting after the grace: answered as incomplete (unless it moved on)."""
+    db.conn.execute("UPDATE versions SET state = ?, verdict = ?, updated_at = ?"
+                    " WHERE id = ? AND state = ?", (VersionState.INCOMPLETE, Verdict.INCOMPLETE,
+                                                    now(), version_id, VersionState.WAITING))
+
+
+def supersede_older(db: Db) -> int:
+    """Versions waiting or ready when a later revision of their series exists,
+    never tested before (a retested one stays): superseded."""
+    latest = "SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id"
+    waiting, ready = VersionState.WAITING, VersionState.READY
+    return db.conn.execute(
+        f"UPDATE versions SET state = ?, state_reason = 'v' || ({latest})"
+        " || ' arrived before this version was tested', updated_at = ?"
+        f" WHERE state IN (?, ?) AND revision < ({latest})"
+        " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.version_id = versions.id)",
+        (VersionState.SUPERSEDED, now(), waiting, ready)).rowcount
+
+
+def supersede(db: Db, version_id: int, reason: str) -> None:
+    db.conn.execute("UPDATE versions SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?",
+                    (VersionState.SUPERSEDED, reason, now(), version_id))
+
+
+def queue_retest(db: Db, version_id: int, reason: str, full: bool, at: float) -> None:
+    """Ready again at once (a maintainer's retest), on every kernel with ``full``."""
+    db.conn.execute("UPDATE versions SET state = ?, state_reason = ?, force_full = ?,"
+                    " retry_after = 0, updated_at = ? WHERE id = ?",
+                    (VersionState.READY, reason, int(full), at, version_id))
+
+
+# --- runs ------------------------------------------------------------------------
+
+
+def start_run(db: Db, version_id: int) -> int:
+    """Claim the version: it is running, in a new run (returned). A run this
+    process left 'running' (a failed state write) is closed as interrupted; one
+    left by a crash was closed as abandoned at start-up (``close_crashed_runs``)."""
+    db.conn.execute("UPDATE versions SET state = ?, updated_at = ? WHERE id = ?",
+                    (VersionState.RUNNING, now(), version_id))
+    db.conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE version_id = ? AND state = ?",
+                    (RunState.INTERRUPTED, now(), version_id, RunState.RUNNING))
+    return db.conn.execute("INSERT INTO runs (version_id, state, started_at, stage)"
+                           " VALUES (?, ?, ?, 'prepare')",
+                           (version_id, RunState.RUNNING, now())).lastrowid
+
+
+def set_stage(db: Db, run_id: int, stage: str) -> None:
+    db.conn.execute("UPDATE runs SET stage = ? WHERE id = ?", (stage, run_id))
+
+
+def close_crashed_runs(db: Db) -> int:
+    """At start-up: a run still 'running' is one the daemon died in; it is abandoned."""
+    return db.conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE state = ?",
+                           (RunState.ABANDONED, now(), RunState.RUNNING)).rowcount
+
+
+def mark_crashed(db: Db, version_id: int) -> None:
+    """The isolated run of the version killed its child process."""
+    db.conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE version_id = ? AND state = ?",
+                    (RunState.CRASHED, now(), version_id, RunState.RUNNING))
+
+
+def crash_suspects(src: State | Db, version_id: int) -> list[dict]:
+    """The runs of this version the daemon died in, since its last finished run."""
+    return _rows(src, "SELECT id, stage FROM runs WHERE version_id = ? AND state = ? AND id >"
+                      " COALESCE((SELECT MAX(id) FROM runs WHERE version_id = ?"
+                      f" AND state IN ({_marks(FINISHED)})), 0) ORDER BY id",
+                 (version_id, RunState.ABANDONED, version_id, *FINISHED))
+
+
+def infra_runs(src: State | Db, version_id: int) -> int:
+    """Infra-error runs since the last answered one (a retest counts afresh)."""
+    row = _one(src, "SELECT COUNT(*) AS n FROM runs WHERE version_id = ? AND state = ?"
+                    " AND id > COALESCE((SELECT MAX(id) FROM runs WHERE version_id = ?"
+                    " AND state = ?), 0)",
+               (version_id, RunState.INFRA_ERROR, version_id, RunState.DONE))
+    return row["n"] if row else 0
+
+
+def record_steps(db: Db, run_id: int, steps: Iterable, kernels: Iterable) -> None:
+    """The run's steps (bot/testrun/steps.py StepResult) and one 'kernel' row
+    per configured kernel (bot/testrun/matrix.py KernelResult): its matrix."""
+    for s in steps:
+        db.conn.execute(
+            "INSERT INTO steps (run_id, name, kernel, status, detail, diagnostics, log_path,"
+            " started_at, duration) VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, s.name, s.kernel, s.status, s.detail,
+             dumps([d.to_dict() for d in s.diagnostics]), s.log_path, s.started_at or now(),
+             s.duration))
+    for k in kernels:
+        db.conn.execute(
+            "INSERT INTO steps (run_id, name, kernel, status, detail, why, verdict, new_errors,"
+            " new_warnings, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (run_id, "kernel", k.kernel.name, k.verdict, k.detail, k.why, k.verdict,
+             k.new_errors, k.new_warnings, now()))
+
+
+def _end_run(db: Db, run_id: int, state: RunState, verdict: str, workdir: str,
+             base: tuple[str, str, str] | None = None) -> None:
+    """The run ends in ``state``; ``base`` is (ref, commit, reason) when it got that far."""
+    if base is None:
+        db.conn.execute("UPDATE runs SET state = ?, verdict = ?, finished_at = ?, workdir = ?"
+                        " WHERE id = ?", (state, verdict, now(), workdir, run_id))
+        return
+    db.conn.execute("UPDATE runs SET state = ?, verdict = ?, base_ref = ?, base_commit = ?,"
+                    " base_reason = ?, finished_at = ?, workdir = ? WHERE id = ?",
+                    (state, verdict, *base, now(), workdir, run_id))
+
+
+def finish(db: Db, version_id: int, run_id: int, outcome: Any, workdir: str,
+           reason: str = "") -> None:
+    """Record the run (its steps, matrix, base and verdict: a RunOutcome of
+    bot/testrun/outcome.py) and answer the version with its verdict; an
+    infra-error answered (no retry left) is recorded as one. A `retest ... full`
+    asks for one full run, not for every later one."""
+    record_steps(db, run_id, outcome.steps, outcome.kernels)
+    infra = outcome.verdict == Verdict.INFRA_ERROR
+    _end_run(db, run_id, RunState.INFRA_ERROR if infra else RunState.DONE, outcome.verdict,
+             workdir, (outcome.base_ref, outcome.base_commit, outcome.base_reason))
+    db.conn.execute("UPDATE versions SET state = ?, state_reason = ?, verdict = ?, force_full = 0,"
+                    " retry_after = 0, updated_at = ? WHERE id = ?",
+                    (VersionState.DONE, reason, outcome.verdict, now(), version_id))
+
+
+def finish_for_retry(db: Db, version_id: int, run_id: int, outcome: Any, workdir: str,
+                     reason: str, at: float) -> None:
+    """Record an infra-error run and answer nothing: the version is tried again
+    after ``at`` (``retry_after``)."""
+    record_steps(db, run_id, outcome.steps, outcome.kernels)
+    _end_run(db, run_id, RunState.INFRA_ERROR, outcome.verdict, workdir)
+    retry_after(db, version_id, reason, at)
+
+
+def previous_answer(src: State | Db, series_id: int, revision: int) -> tuple[int, dict] | None:
+    """(revision, kernel -> verdict) of the last answered run of an earlier version."""
+    prev = _one(src, "SELECT v.revision, r.id AS run_id FROM versions v JOIN runs r"
+                     " ON r.version_id = v.id WHERE v.series_id = ? AND v.revision < ?"
+                     " AND r.state = ? ORDER BY v.revision DESC, r.id DESC LIMIT 1",
+                (series_id, revision, RunState.DONE))
+    if prev is None:
+        return None
+    return prev["revision"], {r["kernel"]: r["verdict"] for r in _rows(
+        src, "SELECT kernel, verdict FROM steps WHERE run_id = ? AND name = 'kernel'",
+        (prev["run_id"],))}
+
+
+def base_commits(src: State | Db) -> list[str]:
+    """Every base commit a run was tested on."""
+    return [r["base_commit"] for r in _rows(
+        src, "SELECT DISTINCT base_commit FROM runs WHERE base_commit != ''")]
+
+
+def run_version_id(src: State | Db, run_id: int) -> int | None:
+    """The series version a run belongs to (replies link to /runs/<id>)."""
+    row = _one(src, "SELECT version_id FROM runs WHERE id = ?", (run_id,))
+    return row["version_id"] if row else None
+
+
+def step_log_path(src: State | Db, step_id: int) -> str:
+    row = _one(src, "SELECT log_path FROM steps WHERE id = ?", (step_id,))
+    return row["log_path"] if row else ""
+
+
+# --- views for `bpbot status` and the status page --------------------------------
+
+
+def series_rows(src: State | Db) -> list[dict]:
+    """Every version with its author, latest run and that run's steps."""
+    out = []
+    for v in _rows(src, "SELECT v.*, s.author_addr, s.author_name FROM versions v JOIN series s"
+                        " ON s.id = v.series_id ORDER BY v.first_seen, v.id"):
+        run = _one(src, "SELECT * FROM runs WHERE version_id = ? ORDER BY id DESC LIMIT 1",
+                   (v["id"],))
+        steps = _rows(src, "SELECT name, kernel, status, detail, why, verdict, new_errors,"
+                           " new_warnings FROM steps WHERE run_id = ? ORDER BY id",
+                      (run["id"],)) if run else []
+        out.append(dict(version=v, run=run, steps=steps))
+    return out
+
+
+def version_runs(src: State | Db, version_id: int) -> tuple[dict, list[dict], list[dict]] | None:
+    """One version with its author, its runs (newest first) and its series'
+    versions; None when there is no such version."""
+    v = _one(src, "SELECT v.id, v.series_id, v.revision, v.subject, v.expected, v.present, v.state,"
+                  " v.state_reason, v.verdict, v.first_seen, v.updated_at, v.reply_to,"
+                  " s.author_name, s.author_addr FROM versions v JOIN series s"
+                  " ON s.id = v.series_id WHERE v.id = ?", (version_id,))
+    if v is None:
+        return None
+    runs = _rows(src, "SELECT id, state, verdict, base_ref, base_commit, base_reason,"
+                      " started_at, finished_at FROM runs WHERE version_id = ? ORDER BY id DESC",
+                 (version_id,))
+    others = _rows(src, "SELECT id, revision, state, verdict FROM versions"
+                        " WHERE series_id = ? ORDER BY revision", (v["series_id"],))
+    return v, runs, others
+
+
+def run_steps(src: State | Db, run_id: int) -> list[dict]:
+    """Every step of a run, its diagnostics decoded."""
+    steps = _rows(src, "SELECT id, name, kernel, status, detail, why, verdict, new_errors,"
+                       " new_warnings, diagnostics, log_path, started_at, duration FROM steps"
+                       " WHERE run_id = ? ORDER BY id", (run_id,))
+    for s in steps:
+        s["diagnostics"] = loads(s["diagnostics"], [])
+    return steps
+
+
+# --- finding a version from a mail (mail commands) -------------------------------
+
+
+def version_for_msgid(src: State | Db, msgid: str) -> dict | None:
+    """The newest version with this mail (its reply target or one of its
+    patches), our reply to it, or this thread root."""
+    for sql in (
+        "SELECT * FROM versions WHERE reply_to = ?1 OR EXISTS (SELECT 1 FROM"
+        " json_each(versions.msgids) WHERE value = ?1) ORDER BY revision DESC LIMIT 1",
+        "SELECT v.* FROM versions v JOIN outbox o ON o.version_id = v.id WHERE o.msgid = ?"
+        " ORDER BY o.id DESC LIMIT 1",
+        "SELECT * FROM versions WHERE thread_root = ? ORDER BY revision DESC LIMIT 1",
+    ):
+        row = _one(src, sql, (msgid,))
+        if row is not None:
+            return row
+    return None
+
+
+def series_with_words(src: State | Db, words: tuple[str, ...], limit: int) -> list[int]:
+    """Series whose subject holds every word, most recently updated first."""
+    where = " AND ".join("instr(lower(v.subject), ?) > 0" for _ in words)
+    return [r["series_id"] for r in _rows(
+        src, f"SELECT v.series_id, MAX(v.updated_at) AS last FROM versions v WHERE {where}"
+             f" GROUP BY v.series_id ORDER BY last DESC LIMIT {int(limit)}",
+        [w.lower() for w in words])]
+
+
+def series_version_ids(src: State | Db, series_id: int) -> list[int]:
+    return [r["id"] for r in _rows(src, "SELECT id FROM versions WHERE series_id = ?"
+                                        " ORDER BY revision", (series_id,))]
