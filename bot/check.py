@@ -40,6 +40,7 @@ from bot.demo import layout
 from bot.ingest import classify, spool
 from bot.sandbox import cleanup, git, proc
 from bot.state import State, loads
+from bot.store import views as store_views
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None
 
 def _say_base(state: State, known: set[str], cache: CheckCache | None) -> None:
     """One line per base: reused from the cache, or built (and kept)."""
-    for base_commit in store.base_commits(state):
+    for base_commit in store_views.base_commits(state):
         rows = state.query("SELECT key, kernel FROM baselines WHERE base_commit = ?",
                            (base_commit,))
         reused = sorted(r["kernel"] for r in rows if r["key"] in known)

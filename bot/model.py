@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 
 class VersionState(StrEnum):
-    """Where a series version is (versions.state); bot/store.py moves it."""
+    """Where a series version is (versions.state); bot/store/ moves it."""
 
     WAITING = "waiting"          # patches missing; answered as incomplete after the grace
     READY = "ready"              # complete, to be tested (again, after an infra-error)

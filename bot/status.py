@@ -14,13 +14,14 @@ import sqlite_utils
 from bot import store
 from bot.model import TESTABLE, VERDICT_LABELS, Verdict, words
 from bot.state import State, loads
+from bot.store import views
 
 ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 
 
 def rows(state: State) -> list[dict]:
     out = []
-    for row in store.series_rows(state):
+    for row in views.series_rows(state):
         v, run, steps = row["version"], row["run"], row["steps"]
         out.append(dict(
             id=v["id"], subject=v["subject"], revision=v["revision"], author=v["author_addr"],
@@ -71,20 +72,20 @@ def render_json(state: State) -> str:
 
 # --- The status page (bot/web/page.py) reads the same tables through these. ---
 
-run_version_id = store.run_version_id  # the series version a run belongs to
+run_version_id = views.run_version_id  # the series version a run belongs to
 
 
 def version_detail(state: State, version_id: int, run_id: int | None = None) -> dict | None:
     """One series version: its runs, and every step of one run (the latest unless
     ``run_id``) with status, verdict, diagnostics and log path."""
-    found = store.version_runs(state, version_id)
+    found = views.version_runs(state, version_id)
     if found is None:
         return None
     v, runs, others = found
     run = next((r for r in runs if r["id"] == run_id), None) if run_id else (runs or [None])[0]
     if run_id and run is None:
         return None
-    steps = store.run_steps(state, run["id"]) if run else []
+    steps = views.run_steps(state, run["id"]) if run else []
     return dict(
         id=v["id"], series_id=v["series_id"], subject=v["subject"], revision=v["revision"],
         author=v["author_addr"], author_name=v["author_name"], expected=v["expected"],

@@ -1,4 +1,4 @@
-"""bot/store.py: the transitions of a version and its runs, table by table;
+"""bot/store/: the transitions of a version and its runs, table by table;
 migration 006 (retry_after); and whose fault a failure is (bot/errors.py):
 a subject tag naming a branch the tree lacks is the configuration's, answered
 NOT TESTED at once, never retried as an infra-error."""

@@ -22,6 +22,7 @@ from bot.commands.data import DONE, IGNORED, ParsedMail, Result, msgid_argument
 from bot.config.rules import Rules
 from bot.model import VersionState
 from bot.state import State, dumps, loads
+from bot.store import views
 
 log = logging.getLogger(__name__)
 QUEUE_STATES = (VersionState.RUNNING, VersionState.READY, VersionState.WAITING)
@@ -128,7 +129,7 @@ def confirm(ctx: Context, token: str, confirmable: Mapping[str, Confirmable]) ->
 def version_for(db: sqlite_utils.Database, msgid: str, depth: int = 1) -> dict | None:
     """The series version a Message-ID belongs to: one of its mails, our report
     on it, its thread root, or (one step up) the mail a reply answers."""
-    row = store.version_for_msgid(db, msgid)
+    row = views.version_for_msgid(db, msgid)
     if row is not None:
         return row
     if depth:
@@ -177,7 +178,7 @@ def status(ctx: Context, args: tuple[str, ...]) -> Result:
 
 
 def search(db: sqlite_utils.Database, words: tuple[str, ...]) -> list[int]:
-    return store.series_with_words(db, words, MAX_SEARCH_SERIES)
+    return views.series_with_words(db, words, MAX_SEARCH_SERIES)
 
 
 def series_lines(ctx: Context, series_ids: list[int]) -> list[str]:
@@ -185,7 +186,7 @@ def series_lines(ctx: Context, series_ids: list[int]) -> list[str]:
     lines: list[str] = []
     for sid in series_ids:
         ser = _one(ctx.db, "SELECT * FROM series WHERE id = ?", (sid,))
-        versions = [rows[i] for i in store.series_version_ids(ctx.db, sid) if i in rows]
+        versions = [rows[i] for i in views.series_version_ids(ctx.db, sid) if i in rows]
         if ser is None or not versions:
             continue
         if lines:

@@ -96,7 +96,7 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
 
 
 def start_run(state: State, version: dict) -> int:
-    """Claim the version for a new run (bot/store.py start_run); returns its id."""
+    """Claim the version for a new run (bot/store/ start_run); returns its id."""
     with state.tx() as db:
         return store.start_run(db, version["id"])
 

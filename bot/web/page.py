@@ -36,11 +36,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bot import status, store
+from bot import status
 from bot.config.rules import Rules
 from bot.errors import ConfigError
 from bot.reply import report
 from bot.state import State
+from bot.store import views as store_views
 from bot.web import server as web_server
 from bot.web import templates as web_templates
 
@@ -247,7 +248,7 @@ class StatusApp:
         return self.series_page(str(version_id), query, run_id=int(run_id))
 
     def step_log(self, step_id: str, query: dict) -> Response:
-        return self._raw_log(store.step_log_path(self.state, int(step_id)), f"step {step_id}")
+        return self._raw_log(store_views.step_log_path(self.state, int(step_id)), f"step {step_id}")
 
     def base_log(self, run_id: str, kernel: str, query: dict) -> Response:
         version_id = status.run_version_id(self.state, int(run_id))
