@@ -331,3 +331,36 @@ def test_a_subject_tag_branch_missing_from_the_tree_is_not_tested_at_once(tmp_pa
     assert msg["X-bpbot-Verdict"] == "NOT-TESTED"
     body = msg.get_content()
     assert "linux-6.1.y" in body and "infrastructure" not in body
+
+
+@pytest.mark.parametrize("old, new, complete, fingerprint, expected", [
+    ("waiting", "ready", True, "a", "ready"),           # the last patch arrived
+    ("ready", "waiting", False, "a", "waiting"),
+    ("incomplete", "ready", True, "a", "ready"),         # completed after its notice
+    ("untestable", "ready", True, "a", "ready"),
+    ("untestable", "untestable", True, "a", "untestable"),
+    ("running", "ready", True, "b", "running"),         # a run is never disturbed
+    ("done", "ready", True, "a", "done"),               # a resend of the same patches
+    ("done", "ready", True, "b", "ready"),              # the patches changed
+    ("superseded", "ready", True, "b", "superseded"),
+])
+def test_assembly_moves_a_known_version_only_where_allowed(state, old, new, complete,
+                                                          fingerprint, expected):
+    vid = _version(state, vstate=old, fingerprint="a")
+    sid = _get(state, vid)["series_id"]
+    with state.tx() as db:
+        fresh = store.assembled(db, sid, 1, {"subject": "foo", "updated_at": 2000.0}, new, "",
+                                complete=complete, fingerprint=fingerprint)
+    assert not fresh
+    assert _get(state, vid)["state"] == expected
+
+
+def test_assembly_stores_a_new_version_in_its_state(state):
+    _version(state)
+    sid = state.one("SELECT id FROM series")["id"]
+    values = dict(subject="foo", expected=2, reply_to="r2", thread_root="r2", updated_at=3000.0)
+    with state.tx() as db:
+        assert store.assembled(db, sid, 2, values, VersionState.WAITING, "missing 2 of 2",
+                               complete=False, fingerprint="")
+    v = state.one("SELECT * FROM versions WHERE revision = 2")
+    assert (v["state"], v["state_reason"], v["first_seen"]) == ("waiting", "missing 2 of 2", 3000.0)

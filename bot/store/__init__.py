@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.model import FINISHED, PENDING, TESTABLE, RunState, Verdict, VersionState
-from bot.state import State, dumps, now
+from bot.state import State, dumps, loads, now
 
 Db = Any  # sqlite_utils.Database inside State.tx()
 
 
-def _marks(values: tuple) -> str:
+def _marks(values: tuple | dict) -> str:
     return ",".join("?" * len(values))
 
 
@@ -89,6 +89,58 @@ def verdicts(src: State | Db) -> list[str]:
     """The verdict of every version that is not superseded (`bpbot check`)."""
     return [r["verdict"] for r in _rows(src, "SELECT verdict FROM versions WHERE state != ?",
                                         (VersionState.SUPERSEDED,))]
+
+
+# --- versions: what series assembly stores ---------------------------------------
+
+
+def assembled(db: Db, series_id: int, revision: int, fields: dict[str, Any],
+              new_state: VersionState, reason: str, *, complete: bool, fingerprint: str) -> bool:
+    """Store what assembly made of a version (``fields``: its columns); True when
+    it is new. A new version starts in ``new_state``; a known one takes it while
+    it is untested (waiting, ready), when it became complete after being answered
+    incomplete, or untestable -> ready; a tested one whose patches changed (another
+    fingerprint) is ready again; a resend of identical patches changes nothing."""
+    old = db.conn.execute("SELECT id, state, fingerprint FROM versions WHERE series_id = ?"
+                          " AND revision = ?", (series_id, revision)).fetchone()
+    if old is None:
+        fields = {**fields, "series_id": series_id, "revision": revision, "state": new_state,
+                  "state_reason": reason, "first_seen": fields["updated_at"]}
+        db.conn.execute(f"INSERT INTO versions ({','.join(fields)}) VALUES ({_marks(fields)})",
+                        list(fields.values()))
+        return True
+    version_id, old_state, old_fp = old
+    if old_state in (VersionState.WAITING, VersionState.READY) or \
+            (old_state == VersionState.INCOMPLETE and complete) or \
+            (old_state == VersionState.UNTESTABLE and new_state == VersionState.READY):
+        fields = {**fields, "state": new_state, "state_reason": reason}
+    elif old_state == VersionState.DONE and complete and fingerprint != old_fp:
+        fields = {**fields, "state": VersionState.READY,
+                  "state_reason": "patches changed since the last test"}
+    sets = ",".join(f"{k} = ?" for k in fields)
+    db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
+    return False
+
+
+def set_thread_messages(db: Db, thread_root: str, msgids: list[str]) -> None:
+    """Every message of the thread (replies with trailers too), for the am-ready mbox."""
+    db.conn.execute("UPDATE versions SET thread_msgids = ? WHERE thread_root = ?",
+                    (dumps(sorted(msgids)), thread_root))
+
+
+def waiting_elsewhere(db: Db, revision: int, series_id: int) -> list[tuple[int, list[str]]]:
+    """(id, message ids) of the waiting versions of this revision in other series."""
+    return [(r[0], loads(r[1], [])) for r in db.conn.execute(
+        "SELECT id, msgids FROM versions WHERE state = ? AND revision = ? AND series_id != ?",
+        (VersionState.WAITING, revision, series_id)).fetchall()]
+
+
+def stored_revision(db: Db, series_key: str, revision: int) -> tuple[str, str, list[str]] | None:
+    """(thread root, fingerprint, message ids) of a series' stored revision."""
+    row = db.conn.execute("SELECT v.thread_root, v.fingerprint, v.msgids FROM versions v"
+                          " JOIN series s ON s.id = v.series_id WHERE s.key = ? AND v.revision = ?",
+                          (series_key, revision)).fetchone()
+    return (row[0], row[1], loads(row[2], [])) if row else None
 
 
 # --- versions: transitions ----------------------------------------------------
