@@ -207,8 +207,8 @@ def queue_lines(ctx: Context) -> list[str]:
     if not rows:
         return ["The queue is empty: every series seen so far has been answered."]
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in QUEUE_STATES}
-    lines = [f"Queue: {counts['running']} running, {counts['ready']} waiting to be tested, "
-             f"{counts['waiting']} waiting for missing patches.", ""]
+    lines = [f"Queue: {counts[VersionState.RUNNING]} running, {counts[VersionState.READY]} waiting"
+             f" to be tested, {counts[VersionState.WAITING]} waiting for missing patches.", ""]
     for r in rows:
         subject = r["subject"] if len(r["subject"]) <= 50 else r["subject"][:47] + "..."
         reason = f" ({r['state_reason']})" if r["state"] == VersionState.WAITING and \
