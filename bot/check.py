@@ -33,13 +33,14 @@ from pathlib import Path
 # Only what reading and classifying the mail needs: the series, pipeline and
 # report modules (and asyncio, which outbox pulls in) are imported when the
 # input holds a patch (a no-patch check is mostly import time otherwise).
-from bot import check_cache
+from bot import check_cache, store
 from bot.check_cache import CheckCache
 from bot.config import rules as config
 from bot.demo import layout
 from bot.ingest import classify, spool
 from bot.sandbox import cleanup, git, proc
 from bot.state import State, loads
+from bot.store import views as store_views
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +163,12 @@ def _test_series(state: State, rules: config.Rules, show_progress: bool) -> None
 
 def _say_base(state: State, known: set[str], cache: CheckCache | None) -> None:
     """One line per base: reused from the cache, or built (and kept)."""
-    for run in state.query("SELECT DISTINCT base_commit FROM runs WHERE base_commit != ''"):
+    for base_commit in store_views.base_commits(state):
         rows = state.query("SELECT key, kernel FROM baselines WHERE base_commit = ?",
-                           (run["base_commit"],))
+                           (base_commit,))
         reused = sorted(r["kernel"] for r in rows if r["key"] in known)
         built = sorted(r["kernel"] for r in rows if r["key"] not in known)
-        commit = run["base_commit"][:12]
+        commit = base_commit[:12]
         if reused:
             log.info("base %s reused from the cache (%s): %s", commit, cache.root if cache else
                      "", ", ".join(reused))
@@ -178,9 +179,7 @@ def _say_base(state: State, known: set[str], cache: CheckCache | None) -> None:
 
 def _print(state: State, as_json: bool) -> int:
     replies = state.query("SELECT * FROM outbox ORDER BY id")
-    verdicts = [r["verdict"] for r in state.query(
-        "SELECT verdict FROM versions WHERE state NOT IN ('superseded')")]
-    code = _exit_code(verdicts)
+    code = _exit_code(store.verdicts(state))
     if as_json:
         print(json.dumps(_as_json(state, replies, code), indent=2, sort_keys=True))
         return code

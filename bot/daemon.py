@@ -20,7 +20,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import isolate
+from bot import isolate, store
 from bot.commands import runner as command_runner
 from bot.config.rules import Rules
 from bot.ingest.sources import ImapSource, open_source
@@ -95,11 +95,8 @@ class Daemon:
     def busy(self) -> bool:
         """Anything still to do: versions waiting or ready, replies to send."""
         # An untestable version without a verdict still owes its reply (notices.expire).
-        open_versions = self.state.one(
-            "SELECT COUNT(*) AS n FROM versions WHERE state IN ('waiting', 'ready', 'running')"
-            " OR (state = 'untestable' AND verdict = '')")
         queued = self.state.one("SELECT COUNT(*) AS n FROM outbox WHERE state = 'queued'")
-        return bool(open_versions["n"] or (self.send and queued["n"]))
+        return bool(store.open_versions(self.state) or (self.send and queued["n"]))
 
     async def run(self, until_idle: bool = False, tick: float = 1.0) -> None:
         """Serve until stopped; with ``until_idle``, until everything is answered."""

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from bot import store
 from bot.config.rules import Rules
 from bot.reply import results
 from bot.sandbox.bwrap import Sandbox
@@ -40,11 +41,7 @@ class StateUnwritable(sqlite3.OperationalError):
 def suspect(state: State, version_id: int) -> list[dict]:
     """The runs of this version the daemon died in, since its last finished run
     (id and stage)."""
-    return state.query(
-        "SELECT id, stage FROM runs WHERE version_id = ? AND state = 'abandoned' AND id > COALESCE("
-        "(SELECT MAX(id) FROM runs WHERE version_id = ?"
-        " AND state IN ('done', 'infra-error', 'untestable')), 0) ORDER BY id",
-        (version_id, version_id))
+    return store.crash_suspects(state, version_id)
 
 
 def child_main(db_path: str, rules: Rules, sandbox: Sandbox, version_id: int,
@@ -56,7 +53,7 @@ def child_main(db_path: str, rules: Rules, sandbox: Sandbox, version_id: int,
     configure_b4(rules.bot_name, rules.bot_address)  # b4's settings are per process
     try:
         state = State(Path(db_path))
-        version = state.one("SELECT * FROM versions WHERE id = ?", (version_id,))
+        version = store.version(state, version_id)
         results.run_version(state, rules, sandbox, version)
     except sqlite3.Error as exc:
         log.error("isolated run of version %d: %s", version_id, exc)
@@ -91,8 +88,7 @@ def run_isolated(state: State, rules: Rules, sandbox: Sandbox, version: dict,
     apply.remove_worktree(rules, paths.src)
     diskguard.clean((paths.out.parent, paths.build))
     with state.tx() as db:
-        db.conn.execute("UPDATE runs SET state='crashed', finished_at=? WHERE version_id=?"
-                        " AND state='running'", (time.time(), version["id"]))
+        store.mark_crashed(db, version["id"])
     reason = (f"testing this version killed the process that ran it ({how}); the daemon had "
               f"already stopped during run {earlier}; it is not tried again")
     log.error("version %d: %s", version["id"], reason)

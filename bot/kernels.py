@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import kversion
-from bot.config.rules import ConfigError
+from bot.errors import ConfigError
 from bot.sandbox import proc
 from bot.sandbox.bwrap import Sandbox, for_rules
 

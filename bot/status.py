@@ -11,21 +11,18 @@ from urllib.parse import quote
 
 import sqlite_utils
 
+from bot import store
+from bot.model import TESTABLE, VERDICT_LABELS, Verdict, words
 from bot.state import State, loads
+from bot.store import views
 
 ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
 
 
 def rows(state: State) -> list[dict]:
     out = []
-    for v in state.query(
-            "SELECT v.*, s.author_addr, s.author_name FROM versions v JOIN series s"
-            " ON s.id = v.series_id ORDER BY v.first_seen, v.id"):
-        run = state.one("SELECT * FROM runs WHERE version_id = ? ORDER BY id DESC LIMIT 1",
-                        (v["id"],))
-        steps = state.query("SELECT name, kernel, status, detail, why, verdict, new_errors,"
-                            " new_warnings FROM steps WHERE run_id = ? ORDER BY id",
-                            (run["id"],)) if run else []
+    for row in views.series_rows(state):
+        v, run, steps = row["version"], row["run"], row["steps"]
         out.append(dict(
             id=v["id"], subject=v["subject"], revision=v["revision"], author=v["author_addr"],
             expected=v["expected"], present=loads(v["present"], []), state=v["state"],
@@ -48,8 +45,7 @@ def summary(state: State) -> dict:
 
 def _kernels(steps: list[dict]) -> str:
     """The version matrix in one line: 3.10:FAIL 4.19:ok 5.10:- 6.1:base-fails."""
-    marks = {"pass": "ok", "fail": "FAIL", "not-built": "-", "base-fails": "base-fails",
-             "infra-error": "INFRA"}
+    marks = words(VERDICT_LABELS, "cell")
     return " ".join(f"{s['kernel']}:{marks.get(s['verdict'], s['verdict'])}"
                     for s in steps if s["name"] == "kernel")
 
@@ -76,39 +72,20 @@ def render_json(state: State) -> str:
 
 # --- The status page (bot/web/page.py) reads the same tables through these. ---
 
-PENDING_STATES = ("waiting", "ready", "running")
-
-
-def run_version_id(state: State, run_id: int) -> int | None:
-    """The series version a run belongs to (replies link to /runs/<id>)."""
-    row = state.one("SELECT version_id FROM runs WHERE id = ?", (run_id,))
-    return row["version_id"] if row else None
+run_version_id = views.run_version_id  # the series version a run belongs to
 
 
 def version_detail(state: State, version_id: int, run_id: int | None = None) -> dict | None:
     """One series version: its runs, and every step of one run (the latest unless
     ``run_id``) with status, verdict, diagnostics and log path."""
-    v = state.one(
-        "SELECT v.id, v.series_id, v.revision, v.subject, v.expected, v.present, v.state,"
-        " v.state_reason, v.verdict, v.first_seen, v.updated_at, v.reply_to,"
-        " s.author_name, s.author_addr FROM versions v JOIN series s ON s.id = v.series_id"
-        " WHERE v.id = ?", (version_id,))
-    if v is None:
+    found = views.version_runs(state, version_id)
+    if found is None:
         return None
-    runs = state.query("SELECT id, state, verdict, base_ref, base_commit, base_reason,"
-                       " started_at, finished_at FROM runs WHERE version_id = ? ORDER BY id DESC",
-                       (version_id,))
+    v, runs, others = found
     run = next((r for r in runs if r["id"] == run_id), None) if run_id else (runs or [None])[0]
     if run_id and run is None:
         return None
-    steps = state.query(
-        "SELECT id, name, kernel, status, detail, why, verdict, new_errors, new_warnings,"
-        " diagnostics, log_path, started_at, duration FROM steps WHERE run_id = ? ORDER BY id",
-        (run["id"],)) if run else []
-    for s in steps:
-        s["diagnostics"] = loads(s["diagnostics"], [])
-    others = state.query("SELECT id, revision, state, verdict FROM versions"
-                         " WHERE series_id = ? ORDER BY revision", (v["series_id"],))
+    steps = views.run_steps(state, run["id"]) if run else []
     return dict(
         id=v["id"], series_id=v["series_id"], subject=v["subject"], revision=v["revision"],
         author=v["author_addr"], author_name=v["author_name"], expected=v["expected"],
@@ -125,7 +102,7 @@ def _baselines(state: State, run: dict | None, steps: list[dict]) -> dict[str, d
         return {}
     out = {}
     for s in steps:
-        if s["name"] == "kernel" and s["verdict"] == "base-fails":
+        if s["name"] == "kernel" and s["verdict"] == Verdict.BASE_FAILS:
             row = state.one("SELECT status, stage, detail, log_path, created_at FROM baselines"
                             " WHERE base_commit = ? AND kernel = ? ORDER BY created_at DESC"
                             " LIMIT 1", (run["base_commit"], s["kernel"]))
@@ -136,11 +113,7 @@ def _baselines(state: State, run: dict | None, steps: list[dict]) -> dict[str, d
 
 def queue(state: State) -> dict:
     """What is still to do: series versions not yet answered, replies not yet sent."""
-    marks = ",".join("?" * len(PENDING_STATES))
-    versions = state.query(
-        "SELECT v.id, v.subject, v.revision, v.state, v.state_reason, v.first_seen, v.updated_at,"
-        f" s.author_addr AS author FROM versions v JOIN series s ON s.id = v.series_id"
-        f" WHERE v.state IN ({marks}) ORDER BY v.first_seen, v.id", PENDING_STATES)
+    versions = store.pending(state)
     # Never who a reply goes to: command replies and subscribers' copies go to people
     # who wrote to the bot, not to the list (nor the key, which names them; nor an
     # address in an SMTP error).
@@ -181,7 +154,7 @@ def health(state: State, at: float, poll_seconds: int = 300) -> dict:
     if stuck:
         problems.append(f"{len(stuck)} repl{'ies' if len(stuck) > 1 else 'y'} queued for over"
                         f" an hour (last error: {stuck[0]['last_error'] or 'none'})")
-    running = [v for v in pending["versions"] if v["state"] in ("ready", "running")
+    running = [v for v in pending["versions"] if v["state"] in TESTABLE
                and at - v["updated_at"] > 6 * 3600]
     if running:
         problems.append(f"{len(running)} series waiting for a test for over 6 hours")

@@ -10,9 +10,9 @@ from pathlib import Path
 BOT = Path(__file__).resolve().parents[1] / "bot"
 
 LAYERS = [
-    ["bot", "bot.model"],
+    ["bot", "bot.model", "bot.errors"],
     ["bot.config"],
-    ["bot.sandbox", "bot.state"],
+    ["bot.sandbox", "bot.state", "bot.store"],
     ["bot.ingest"],
     ["bot.series"],
     ["bot.testrun"],

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import daemon, isolate
+from bot import daemon, isolate, store
 from bot.daemon import Daemon
 from bot.demo import layout
 from bot.ingest import spool
@@ -288,15 +288,15 @@ def test_a_failing_state_write_inside_a_run_does_not_stop_the_daemon(tmp_path, m
     monkeypatch.setattr(daemon, "BACKOFF_SECONDS", 0.05)
     rules, state = _setup(tmp_path)
     _queue(rules, state, _series(rules, "clean", _append(*CLEAN)))
-    real, failures = results._record_steps, []
+    real, failures = store.record_steps, []
 
-    def record(db, run_id, outcome):
+    def record(db, run_id, steps, kernels):
         if len(failures) < 2:
             failures.append(run_id)
             raise sqlite3.OperationalError("database or disk is full")
-        return real(db, run_id, outcome)
+        return real(db, run_id, steps, kernels)
 
-    monkeypatch.setattr(results, "_record_steps", record)
+    monkeypatch.setattr(store, "record_steps", record)
     bot = Daemon(rules, state, sandbox.for_rules(rules), send=False)
     with caplog.at_level(logging.ERROR, logger="bot.daemon"):
         asyncio.run(asyncio.wait_for(bot.run(until_idle=True, tick=0.1), timeout=300))

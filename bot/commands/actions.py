@@ -16,13 +16,16 @@ from typing import Protocol
 import sqlite_utils
 
 from bot import status as status_table
+from bot import store
 from bot.commands import dkim as command_dkim
 from bot.commands.data import DONE, IGNORED, ParsedMail, Result, msgid_argument
 from bot.config.rules import Rules
+from bot.model import VersionState
 from bot.state import State, dumps, loads
+from bot.store import views
 
 log = logging.getLogger(__name__)
-QUEUE_STATES = ("running", "ready", "waiting")
+QUEUE_STATES = (VersionState.RUNNING, VersionState.READY, VersionState.WAITING)
 MAX_SEARCH_SERIES = 5
 # Unused, unexpired tokens one address may hold: a forged sender can make the
 # bot mail a stranger a few confirmation requests, not a stream of them.
@@ -126,16 +129,9 @@ def confirm(ctx: Context, token: str, confirmable: Mapping[str, Confirmable]) ->
 def version_for(db: sqlite_utils.Database, msgid: str, depth: int = 1) -> dict | None:
     """The series version a Message-ID belongs to: one of its mails, our report
     on it, its thread root, or (one step up) the mail a reply answers."""
-    for sql in (
-        "SELECT * FROM versions WHERE reply_to = ?1 OR EXISTS (SELECT 1 FROM"
-        " json_each(versions.msgids) WHERE value = ?1) ORDER BY revision DESC LIMIT 1",
-        "SELECT v.* FROM versions v JOIN outbox o ON o.version_id = v.id WHERE o.msgid = ?"
-        " ORDER BY o.id DESC LIMIT 1",
-        "SELECT * FROM versions WHERE thread_root = ? ORDER BY revision DESC LIMIT 1",
-    ):
-        row = _one(db, sql, (msgid,))
-        if row is not None:
-            return row
+    row = views.version_for_msgid(db, msgid)
+    if row is not None:
+        return row
     if depth:
         msg = _one(db, "SELECT in_reply_to, refs FROM messages WHERE msgid = ?", (msgid,))
         if msg is not None:
@@ -182,12 +178,7 @@ def status(ctx: Context, args: tuple[str, ...]) -> Result:
 
 
 def search(db: sqlite_utils.Database, words: tuple[str, ...]) -> list[int]:
-    where = " AND ".join("instr(lower(v.subject), ?) > 0" for _ in words)
-    rows = db.conn.execute(
-        f"SELECT v.series_id, MAX(v.updated_at) AS last FROM versions v WHERE {where}"
-        f" GROUP BY v.series_id ORDER BY last DESC LIMIT {MAX_SEARCH_SERIES}",
-        [w.lower() for w in words]).fetchall()
-    return [r[0] for r in rows]
+    return views.series_with_words(db, words, MAX_SEARCH_SERIES)
 
 
 def series_lines(ctx: Context, series_ids: list[int]) -> list[str]:
@@ -195,9 +186,7 @@ def series_lines(ctx: Context, series_ids: list[int]) -> list[str]:
     lines: list[str] = []
     for sid in series_ids:
         ser = _one(ctx.db, "SELECT * FROM series WHERE id = ?", (sid,))
-        versions = [rows[r[0]] for r in ctx.db.conn.execute(
-            "SELECT id FROM versions WHERE series_id = ? ORDER BY revision", (sid,))
-            if r[0] in rows]
+        versions = [rows[i] for i in views.series_version_ids(ctx.db, sid) if i in rows]
         if ser is None or not versions:
             continue
         if lines:
@@ -214,18 +203,16 @@ def series_lines(ctx: Context, series_ids: list[int]) -> list[str]:
 
 
 def queue_lines(ctx: Context) -> list[str]:
-    rows = list(ctx.db.query(
-        "SELECT subject, revision, state, state_reason FROM versions WHERE state IN"
-        " ('running', 'ready', 'waiting') ORDER BY CASE state WHEN 'running' THEN 0"
-        " WHEN 'ready' THEN 1 ELSE 2 END, first_seen, id"))
+    rows = store.queue_order(ctx.db)
     if not rows:
         return ["The queue is empty: every series seen so far has been answered."]
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in QUEUE_STATES}
-    lines = [f"Queue: {counts['running']} running, {counts['ready']} waiting to be tested, "
-             f"{counts['waiting']} waiting for missing patches.", ""]
+    lines = [f"Queue: {counts[VersionState.RUNNING]} running, {counts[VersionState.READY]} waiting"
+             f" to be tested, {counts[VersionState.WAITING]} waiting for missing patches.", ""]
     for r in rows:
         subject = r["subject"] if len(r["subject"]) <= 50 else r["subject"][:47] + "..."
-        reason = f" ({r['state_reason']})" if r["state"] == "waiting" and r["state_reason"] else ""
+        reason = f" ({r['state_reason']})" if r["state"] == VersionState.WAITING and \
+            r["state_reason"] else ""
         lines.append(f"  {r['state']:<9} v{r['revision']:<3}{subject}{reason}")
     return lines
 
@@ -279,7 +266,7 @@ def dkim_retest(ctx: Context, version: dict, full: bool) -> Result:
 def retest_confirmed(ctx: Context, action: dict) -> str:
     if ctx.sender not in ctx.rules.commands.maintainers:
         return f"Not retested: {ctx.sender} is no longer a maintainer in the bot's rules."
-    version = _one(ctx.db, "SELECT * FROM versions WHERE id = ?", (action["version_id"],))
+    version = store.version(ctx.db, action["version_id"])
     if version is None:
         return "Not retested: the series is no longer known to the bot."
     problem = retest_problem(version)
@@ -289,9 +276,9 @@ def retest_confirmed(ctx: Context, action: dict) -> str:
 
 def retest_problem(version: dict) -> str:
     name = f"v{version['revision']} \"{version['subject']}\""
-    if version["state"] == "running":
+    if version["state"] == VersionState.RUNNING:
         return f"{name} is being tested right now; its report is on the way."
-    if version["state"] == "untestable":
+    if version["state"] == VersionState.UNTESTABLE:
         return f"{name} cannot be tested: {version['state_reason']}."
     if not version["complete"]:
         got = ", ".join(str(n) for n in loads(version["present"], [])) or "none"
@@ -301,9 +288,7 @@ def retest_problem(version: dict) -> str:
 
 
 def queue_retest(ctx: Context, version: dict, full: bool, auth: str) -> str:
-    ctx.db.conn.execute(
-        "UPDATE versions SET state = 'ready', state_reason = ?, force_full = ?, updated_at = ?"
-        " WHERE id = ?", (f"retest asked by {ctx.sender}", int(full), ctx.now, version["id"]))
+    store.queue_retest(ctx.db, version["id"], f"retest asked by {ctx.sender}", full, ctx.now)
     ctx.db.conn.execute(
         "INSERT INTO retests (version_id, requested_by, full_matrix, msgid, auth, created_at)"
         " VALUES (?,?,?,?,?,?)", (version["id"], ctx.sender, int(full), ctx.mail.msgid, auth,

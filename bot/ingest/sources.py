@@ -16,6 +16,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from bot.config.rules import Rules
+from bot.errors import InfraError
 from bot.ingest import spool
 from bot.ingest.lists import ListRule
 from bot.state import State
@@ -101,8 +102,8 @@ def _maildir_order(box: mailbox.Maildir, key: str) -> tuple:
     return (key.split(".", 1)[0], key)
 
 
-class SourceError(RuntimeError):
-    pass
+class SourceError(InfraError, RuntimeError):
+    """A mail source cannot be read now (the server, the network): polled again."""
 
 
 class ImapSource:

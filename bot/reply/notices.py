@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 
+from bot import store
 from bot.config.rules import Rules
 from bot.ingest import classify as cls
-from bot.model import Target
+from bot.model import Target, Verdict, verdict_header
 from bot.reply import outbox, report
 from bot.series import assembly as series
 from bot.series.tracker import KINDS_SQL
@@ -51,17 +52,12 @@ def _assembly_notes(state: State, version: dict) -> list[str]:
 def expire(state: State, rules: Rules, at: float | None = None) -> int:
     """Answer versions still incomplete after the grace period; returns how many."""
     at = now() if at is None else at
-    due = state.query("SELECT * FROM versions WHERE state = 'waiting' AND first_seen <= ?",
-                      (at - rules.grace_seconds,))
+    due = store.incomplete_due(state, at - rules.grace_seconds)
     for version in due:
-        _answer(state, rules, version, "incomplete", "NOT TESTED (incomplete)",
-                "UPDATE versions SET state='incomplete', verdict='incomplete', updated_at=?"
-                " WHERE id=? AND state='waiting'",
+        _answer(state, rules, version, Verdict.INCOMPLETE, store.answer_incomplete,
                 lambda t: report.render_incomplete(rules, t, _human(rules.grace_seconds)))
-    for version in state.query("SELECT * FROM versions WHERE state = 'untestable'"
-                               " AND verdict = ''"):
-        _answer(state, rules, version, "untestable", "NOT TESTED (untestable)",
-                "UPDATE versions SET verdict='untestable', updated_at=? WHERE id=?",
+    for version in store.untestable_unanswered(state):
+        _answer(state, rules, version, Verdict.UNTESTABLE, store.answer_untestable,
                 lambda t, v=version: report.render_untestable(rules, t, v["state_reason"]))
     answer_pull_requests(state, rules)
     return len(due)
@@ -93,19 +89,19 @@ def answer_pull_requests(state: State, rules: Rules) -> int:
     return len(due)
 
 
-def _answer(state: State, rules: Rules, version: dict, kind: str, word: str, update: str,
+def _answer(state: State, rules: Rules, version: dict, kind: Verdict, transition,
             render) -> None:
     """Queue one notice and move the version on, in one transaction. A notice that
     cannot be written is logged and dropped, so the version never blocks the rest."""
     key = f"{kind}:{version['id']}"
     try:
         target = target_for(state, version)
-        msg, rcpts = report.compose(rules, target, render(target), key, word)
+        msg, rcpts = report.compose(rules, target, render(target), key, verdict_header(kind))
     except Exception:  # noqa: BLE001 - one bad version must not stop the others
         log.exception("could not write the %s notice for version %d", kind, version["id"])
         msg = None
     with state.tx() as db:
-        db.conn.execute(update, (now(), version["id"]))
+        transition(db, version["id"])
         if msg is not None:
             outbox.queue(db, key, kind, msg, rcpts, version_id=version["id"])
 

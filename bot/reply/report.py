@@ -8,11 +8,11 @@ import textwrap
 from email.message import EmailMessage
 
 from bot.config.rules import Kernel, Rules, expand
-from bot.model import Target
+from bot.model import STEP_LABELS, Target, words
 from bot.testrun import coverage, matrix
 from bot.testrun.build import make_jobs
 from bot.testrun.outcome import FAIL, INFRA_ERROR, NOT_APPLIED, NOT_TESTED, PARTIAL, RunOutcome
-from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, TIMEOUT
+from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS
 
 WIDTH = 72
 def _wrap(text: str, indent: str = "") -> list[str]:
@@ -61,7 +61,7 @@ def _headline(outcome: RunOutcome) -> str:
     return text
 
 
-_MARK = {SUCCESS: "ok", FAILED: "FAILED", SKIPPED: "-", TIMEOUT: "TIMEOUT", INFRA: "INFRA"}
+_MARK = words(STEP_LABELS, "cell")
 
 
 def _table(rules: Rules, outcome: RunOutcome) -> list[str]:

@@ -35,7 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config.rules import ConfigError
+from bot.errors import ConfigError
 from bot.sandbox import limits as lim
 
 log = logging.getLogger(__name__)

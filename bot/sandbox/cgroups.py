@@ -27,6 +27,8 @@ import signal
 import time
 from pathlib import Path
 
+from bot.errors import InfraError
+
 log = logging.getLogger(__name__)
 
 # The prefix (argv[0:3]) that runs a command in a fresh child cgroup; argv[4]
@@ -48,7 +50,7 @@ KILL_WAIT = 10.0  # seconds for killed processes to leave their cgroup
 LINGER = 0.5
 
 
-class CgroupError(OSError):
+class CgroupError(InfraError, OSError):
     """A cgroup could not be emptied or removed."""
 
 

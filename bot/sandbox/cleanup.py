@@ -22,12 +22,14 @@ import stat
 import uuid
 from pathlib import Path
 
+from bot.errors import InfraError
+
 log = logging.getLogger(__name__)
 
 TRASH_PREFIX = ".bpbot-trash-"
 
 
-class CleanupError(OSError):
+class CleanupError(InfraError, OSError):
     """A directory could be neither removed nor moved aside: the bot's problem."""
 
 

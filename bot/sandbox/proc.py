@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.errors import InfraError
 from bot.sandbox import cgroups
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class ProcResult:
         return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
-class ProcError(RuntimeError):
+class ProcError(InfraError, RuntimeError):
     """The command could not be started at all (missing binary, bad cwd)."""
 
 

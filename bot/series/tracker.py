@@ -14,9 +14,11 @@ import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
+from bot import store
 from bot.config.rules import Rules
 from bot.ingest import classify as cls
 from bot.ingest import patchmail
+from bot.model import VersionState
 from bot.series import assembly as series
 from bot.state import State, dumps, loads, now
 
@@ -139,8 +141,7 @@ def _note_replies(state: State, roots: set[str], members: dict[str, list[str]]) 
     with state.tx() as db:
         for root in roots:
             ids = members[root]
-            db.conn.execute("UPDATE versions SET thread_msgids = ? WHERE thread_root = ?",
-                            (dumps(sorted(ids)), root))
+            store.set_thread_messages(db, root, ids)
             db.conn.execute(f"UPDATE messages SET assembled = 1 WHERE msgid IN"
                             f" ({','.join('?' * len(ids))})", ids)
 
@@ -173,39 +174,22 @@ def _upsert(db, v: series.Version, thread_msgids: list[str]) -> None:
     else:
         series_id = row[0]
     if v.problem:
-        new_state, reason = "untestable", v.problem
+        new_state, reason = VersionState.UNTESTABLE, v.problem
     elif v.complete:
-        new_state, reason = "ready", ""
+        new_state, reason = VersionState.READY, ""
     else:
-        new_state, reason = "waiting", f"missing {', '.join(map(str, v.missing))} of {v.expected}"
+        new_state, reason = VersionState.WAITING, f"missing {', '.join(map(str, v.missing))} of {v.expected}"
     _absorb(db, v, series_id)
-    old = db.conn.execute("SELECT id, state, fingerprint FROM versions WHERE series_id = ? AND"
-                          " revision = ?", (series_id, v.revision)).fetchone()
     fields = dict(subject=v.subject, expected=v.expected, present=dumps(v.present),
                   complete=int(v.complete), has_cover=int(v.has_cover), reply_to=v.reply_to,
                   thread_root=v.thread_root, msgids=dumps(v.msgids), base_commit=v.base_commit,
                   tags=dumps(v.tags), trailers=v.trailers, fingerprint=v.fingerprint,
                   am_mbox=v.am_mbox, thread_msgids=dumps(sorted(thread_msgids)), updated_at=stamp)
     fields = {k: _text(x) for k, x in fields.items()}
-    if old is None:
-        fields.update(series_id=series_id, revision=v.revision, state=new_state,
-                      state_reason=reason, first_seen=stamp)
-        cols = ",".join(fields)
-        db.conn.execute(f"INSERT INTO versions ({cols}) VALUES ({','.join('?' * len(fields))})",
-                        list(fields.values()))
+    # A tested (or running) version keeps its state (bot/store/ assembled).
+    if store.assembled(db, series_id, v.revision, fields, new_state, reason,
+                       complete=v.complete, fingerprint=v.fingerprint):
         log.info("series v%d %r: %s %s", v.revision, v.subject, new_state, reason)
-        return
-    version_id, old_state, old_fp = old
-    # A tested (or running) version keeps its state unless it became complete
-    # after being answered as incomplete; a resend of identical patches
-    # (same fingerprint) does not trigger another test.
-    if old_state in ("waiting", "ready") or (old_state == "incomplete" and v.complete) or \
-            (old_state == "untestable" and new_state == "ready"):
-        fields.update(state=new_state, state_reason=reason)
-    elif old_state == "done" and v.complete and v.fingerprint != old_fp:
-        fields.update(state="ready", state_reason="patches changed since the last test")
-    sets = ",".join(f"{k} = ?" for k in fields)
-    db.conn.execute(f"UPDATE versions SET {sets} WHERE id = ?", [*fields.values(), version_id])
 
 
 def _absorb(db, v: series.Version, series_id: int) -> None:
@@ -213,13 +197,9 @@ def _absorb(db, v: series.Version, series_id: int) -> None:
     arrived late, and the key is patch 1's subject) is the same series: it is
     superseded, not answered as incomplete."""
     ids = set(v.msgids)
-    for row in db.conn.execute("SELECT id, msgids FROM versions WHERE state = 'waiting' AND"
-                               " revision = ? AND series_id != ?", (v.revision, series_id)).fetchall():
-        theirs = set(loads(row[1], []))
-        if theirs and theirs <= ids:
-            db.conn.execute("UPDATE versions SET state = 'superseded', state_reason = ?,"
-                            " updated_at = ? WHERE id = ?",
-                            (f"assembled again with patch 1 as {v.key}", now(), row[0]))
+    for version_id, msgids in store.waiting_elsewhere(db, v.revision, series_id):
+        if msgids and set(msgids) <= ids:
+            store.supersede(db, version_id, f"assembled again with patch 1 as {v.key}")
 
 
 def _series_key(db, v: series.Version) -> str:
@@ -229,13 +209,11 @@ def _series_key(db, v: series.Version) -> str:
     own = f"{v.key}#thread={v.thread_root}"
     if db.conn.execute("SELECT 1 FROM series WHERE key = ?", (own,)).fetchone():
         return own
-    other = db.conn.execute(
-        "SELECT v.thread_root, v.fingerprint, v.msgids FROM versions v JOIN series s"
-        " ON s.id = v.series_id WHERE s.key = ? AND v.revision = ?", (v.key, v.revision)).fetchone()
+    other = store.stored_revision(db, v.key, v.revision)
     if other is None or other[0] == v.thread_root or other[1] == v.fingerprint:
         return v.key
     # A thread that grew (its root moved) still shares patches with what was stored.
-    return v.key if set(loads(other[2], [])) & set(v.msgids) else own
+    return v.key if set(other[2]) & set(v.msgids) else own
 
 
 def _text(value):
@@ -257,15 +235,7 @@ def _escaped_only(value: str) -> bool:
 
 def _supersede(state: State) -> None:
     with state.tx() as db:
-        db.conn.execute(
-            "UPDATE versions SET state = 'superseded', state_reason = 'v' || ("
-            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
-            " || ' arrived before this version was tested', updated_at = ?"
-            " WHERE state IN ('waiting', 'ready') AND revision < ("
-            " SELECT MAX(v2.revision) FROM versions v2 WHERE v2.series_id = versions.series_id)"
-            # a version tested before and now asked for again (retest) stays
-            " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.version_id = versions.id)",
-            (now(),))
+        store.supersede_older(db)
 
 
 def am_ready(state: State, version: dict) -> tuple[bytes, str]:

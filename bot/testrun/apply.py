@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config.rules import Rules
+from bot.errors import ConfigError, InfraError
 from bot.sandbox import git as g
 from bot.sandbox import limits as lim
 from bot.sandbox import proc
@@ -42,12 +43,14 @@ class ApplyResult:
         return self.ok and g.rev_parse(worktree, "HEAD") == base_commit
 
 
-class BaseError(RuntimeError):
-    pass
+class BaseError(InfraError):
+    """The run's worktree could not be made (the bot's fault: retried)."""
 
 
 def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
-    """base-commit when the tree has it, else the subject tag's branch, else the head."""
+    """base-commit when the tree has it, else the subject tag's branch, else the head.
+    A branch the rules name that the tree lacks is a ConfigError: the series is
+    answered NOT TESTED at once, not retried."""
     repo = rules.tree_path
     if base_commit:
         sha = g.rev_parse(repo, base_commit)
@@ -57,15 +60,18 @@ def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
         if branch:  # "Base: master at <sha> (base-commit ...)", not the sha twice
             return Base(branch, sha, "base-commit named in the series")
     for tag in tags:
-        branch = rules.tag_branches.get(tag) or rules.tag_branches.get(tag.lower())
+        key = tag if tag in rules.tag_branches else tag.lower()
+        branch = rules.tag_branches.get(key)
         if branch:
             sha = g.rev_parse(repo, branch)
             if not sha:
-                raise BaseError(f"branch {branch!r} for subject tag [{tag}] is not in the tree")
+                raise ConfigError(rules.file, f"tree.tag_branches.{key}",
+                                  f"branch {branch!r} for subject tag [{tag}] is not in the tree")
             return Base(branch, sha, f"branch for the subject tag [{tag}]")
     sha = g.rev_parse(repo, rules.tree_branch)
     if not sha:
-        raise BaseError(f"branch {rules.tree_branch!r} is not in the tree {repo}")
+        raise ConfigError(rules.file, "tree.branch", f"branch {rules.tree_branch!r} is not in "
+                                                     f"the tree {repo}")
     why = f"head of {rules.tree_branch}"
     if base_commit:
         why += f" (base-commit {base_commit[:12]} is not on a branch of the tree)"

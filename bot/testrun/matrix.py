@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config.rules import Kernel
+from bot.model import VERDICT_LABELS, Verdict
 from bot.testrun.baseline import BaseResult
 from bot.testrun.diagnostics import mark_new
-from bot.testrun.steps import INFRA, SKIPPED, StepResult
+from bot.testrun.steps import INFRA, SKIPPED, TIMEOUT, StepResult
 
-PASS, FAIL, BASE_FAILS, NOT_BUILT, INFRA_ERROR = "pass", "fail", "base-fails", "not-built", "infra-error"
+PASS, FAIL, BASE_FAILS, NOT_BUILT = Verdict.PASS, Verdict.FAIL, Verdict.BASE_FAILS, Verdict.NOT_BUILT
+INFRA_ERROR = Verdict.INFRA_ERROR
 
 
 @dataclass
@@ -23,8 +25,7 @@ class KernelResult:
     new_warnings: int = 0
 
     def line(self) -> str:
-        word = {PASS: "PASS", FAIL: "FAIL", BASE_FAILS: "base already fails",
-                NOT_BUILT: "not built", INFRA_ERROR: "INFRA ERROR"}[self.verdict]
+        word = VERDICT_LABELS[self.verdict].word
         if self.verdict == NOT_BUILT:
             return f"{word}: {self.detail}"
         return f"{word} ({self.detail})" if self.detail else word
@@ -53,10 +54,7 @@ def judge(kernel: Kernel, why: str, step: StepResult | None,
     new_e = len({(d.location(), d.text) for d in step.errors if d.new})
     new_w = len({(d.location(), d.text) for d in step.warnings if d.new})
     if step.broken:
-        if step.status == "timeout":
-            detail = step.detail
-        else:
-            detail = _plural(new_e, "error") if new_e else step.detail
+        detail = _plural(new_e, "error") if new_e and step.status != TIMEOUT else step.detail
         return KernelResult(kernel, FAIL, detail, why, new_e, new_w)
     detail = _plural(new_w, "warning") if new_w else ""
     if base is not None and base.broken:
@@ -66,7 +64,7 @@ def judge(kernel: Kernel, why: str, step: StepResult | None,
 
 # Overall verdicts beyond the per-kernel ones: nothing was tested (with the
 # cause), or only some kernels were (never a plain PASS).
-NOT_TESTED, PARTIAL = "not-tested", "partial"
+NOT_TESTED, PARTIAL = Verdict.NOT_TESTED, Verdict.PARTIAL
 BASE_DOES_NOT_GENERATE = "the base does not generate (not the series' fault)"
 
 

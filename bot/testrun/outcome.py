@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.model import Verdict
 from bot.testrun import coverage, matrix
 from bot.testrun.steps import FAILED, INFRA, StepResult
 from bot.testrun.subset import Choice
 
-PASS, FAIL, NOT_APPLIED, INFRA_ERROR = "pass", "fail", "not-applied", "infra-error"
-NOT_TESTED, PARTIAL = matrix.NOT_TESTED, matrix.PARTIAL
+PASS, FAIL, NOT_APPLIED, INFRA_ERROR = Verdict.PASS, Verdict.FAIL, Verdict.NOT_APPLIED, Verdict.INFRA_ERROR
+NOT_TESTED, PARTIAL = Verdict.NOT_TESTED, Verdict.PARTIAL
 
 
 

@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import store
 from bot.config.rules import Rules
+from bot.errors import ConfigError, PatchError
 from bot.sandbox import git
 from bot.sandbox.bwrap import Sandbox
 from bot.series import diffinfo, tracker
@@ -37,13 +39,7 @@ INFRA_RETRY_REASON = "retry after an infrastructure error"
 INFRA_RETRY_SECONDS = 300
 
 
-def next_ready(state: State, at: float | None = None) -> dict | None:
-    """The oldest version to test; one that just hit an infra-error waits a while."""
-    at = now() if at is None else at
-    return state.one("SELECT * FROM versions WHERE state IN ('ready', 'running')"
-                     " AND NOT (state_reason LIKE ? AND updated_at > ?)"
-                     " ORDER BY first_seen, id LIMIT 1",
-                     (INFRA_RETRY_REASON + "%", at - INFRA_RETRY_SECONDS))
+next_ready = store.next_ready  # the oldest version to test (not one waiting to retry)
 
 
 def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, finish: Finish,
@@ -63,7 +59,7 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
             _untestable(state, version, run_id, problem)
             return RunOutcome("", "", "", [StepResult("apply", SKIPPED, detail=problem)])
         with state.tx() as db:
-            db.conn.execute("UPDATE versions SET am_mbox=? WHERE id=?", (mbox, version["id"]))
+            store.set_am_mbox(db, version["id"], mbox)
         version = {**version, "am_mbox": mbox}
     paths = baseline.WorkPaths(rules.state_dir / "work")
     say(f"v{version['revision']} {version['subject']!r}: run {run_id}")
@@ -72,6 +68,13 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
                            _StageMark(state, run_id, say))
     except sqlite3.Error:
         raise
+    except ConfigError as exc:  # not the bot's: answered at once, never retried
+        log.error("run %d not tested: %s", run_id, exc)
+        outcome = not_tested(rules, f"the bot's configuration does not fit its tree "
+                                    f"({exc.key}: {exc.problem})", run_id)
+    except PatchError as exc:  # the series': answered at once
+        log.warning("run %d not tested: %s", run_id, exc)
+        outcome = not_tested(rules, str(exc), run_id)
     except Exception as exc:  # noqa: BLE001 - an infra failure is never the patch's fault
         log.exception("run %d failed inside the bot", run_id)
         outcome = RunOutcome("", "", "", [StepResult("apply", INFRA, detail=str(exc))],
@@ -93,25 +96,25 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
 
 
 def start_run(state: State, version: dict) -> int:
+    """Claim the version for a new run (bot/store/ start_run); returns its id."""
     with state.tx() as db:
-        db.conn.execute("UPDATE versions SET state='running', updated_at=? WHERE id=?",
-                        (now(), version["id"]))
-        # A run left 'running' by this process (a failed state write) is closed; one
-        # left by a crash was closed as 'abandoned' at start-up (close_crashed_runs),
-        # and the version is then run in a child process (bot/isolate.py).
-        db.conn.execute("UPDATE runs SET state='interrupted', finished_at=? WHERE version_id=?"
-                        " AND state='running'", (now(), version["id"]))
-        return db.conn.execute(
-            "INSERT INTO runs (version_id, state, started_at, stage) VALUES (?, 'running', ?,"
-            " 'prepare')", (version["id"], now())).lastrowid
+        return store.start_run(db, version["id"])
 
 
 def close_crashed_runs(state: State) -> int:
     """At start-up: a run still 'running' is one the daemon died in (a crash, or
     killed with it); it becomes 'abandoned' (bot/isolate.py)."""
     with state.tx() as db:
-        return db.conn.execute("UPDATE runs SET state='abandoned', finished_at=?"
-                               " WHERE state='running'", (now(),)).rowcount
+        return store.close_crashed_runs(db)
+
+
+def not_tested(rules: Rules, reason: str, run_id: int = 0) -> RunOutcome:
+    """The outcome of a run that could not test the series for a reason that is
+    not the bot's (the configuration's): NOT TESTED with the reason."""
+    outcome = RunOutcome("", "", "", [StepResult("apply", SKIPPED, detail=reason)],
+                         run_id=run_id, untested=reason)
+    outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "not tested") for k in rules.kernels]
+    return outcome
 
 
 class _StageMark:
@@ -135,7 +138,7 @@ class _StageMark:
 def _set_stage(state: State, run_id: int, stage: str) -> None:
     try:
         with state.tx() as db:
-            db.conn.execute("UPDATE runs SET stage=? WHERE id=?", (stage, run_id))
+            store.set_stage(db, run_id, stage)
     except sqlite3.Error as exc:  # bookkeeping only: the run goes on
         log.warning("run %d: cannot record its stage %r: %s", run_id, stage, exc)
 
@@ -145,8 +148,8 @@ def _no_space(state: State, version: dict, problem: str) -> RunOutcome:
     an infra-error (the reason on the status page) without using up its retries."""
     log.warning("version %d waits: %s", version["id"], problem)
     with state.tx() as db:
-        db.conn.execute("UPDATE versions SET state='ready', state_reason=?, updated_at=?"
-                        " WHERE id=?", (f"{INFRA_RETRY_REASON}: {problem}", now(), version["id"]))
+        store.retry_after(db, version["id"], f"{INFRA_RETRY_REASON}: {problem}",
+                          now() + INFRA_RETRY_SECONDS)
     return RunOutcome("", "", "", [StepResult("apply", INFRA, detail=problem)])
 
 
@@ -301,9 +304,6 @@ def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:
     """b4 cannot make the am-ready patches: bot/reply/notices.py answers it as untestable."""
     log.warning("version %d is untestable: %s", version["id"], problem)
     with state.tx() as db:
-        db.conn.execute("UPDATE runs SET state='untestable', verdict='untestable', finished_at=?"
-                        " WHERE id=?", (now(), run_id))
-        db.conn.execute("UPDATE versions SET state='untestable', state_reason=?, verdict='',"
-                        " updated_at=? WHERE id=?", (problem, now(), version["id"]))
+        store.mark_untestable(db, version["id"], run_id, problem)
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.model import StepStatus
 from bot.testrun.diagnostics import Diagnostic
 
-SUCCESS = "success"
-FAILED = "failed"
-SKIPPED = "skipped"
-TIMEOUT = "timeout"
-INFRA = "infra-error"
+SUCCESS, FAILED, SKIPPED = StepStatus.SUCCESS, StepStatus.FAILED, StepStatus.SKIPPED
+TIMEOUT, INFRA = StepStatus.TIMEOUT, StepStatus.INFRA_ERROR
 
 
 @dataclass

@@ -37,9 +37,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from bot import status
-from bot.config.rules import ConfigError, Rules
+from bot.config.rules import Rules
+from bot.errors import ConfigError
 from bot.reply import report
 from bot.state import State
+from bot.store import views as store_views
 from bot.web import server as web_server
 from bot.web import templates as web_templates
 
@@ -246,8 +248,7 @@ class StatusApp:
         return self.series_page(str(version_id), query, run_id=int(run_id))
 
     def step_log(self, step_id: str, query: dict) -> Response:
-        row = self.state.one("SELECT log_path FROM steps WHERE id = ?", (int(step_id),))
-        return self._raw_log(row["log_path"] if row else "", f"step {step_id}")
+        return self._raw_log(store_views.step_log_path(self.state, int(step_id)), f"step {step_id}")
 
     def base_log(self, run_id: str, kernel: str, query: dict) -> Response:
         version_id = status.run_version_id(self.state, int(run_id))

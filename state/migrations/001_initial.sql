@@ -54,7 +54,7 @@ CREATE TABLE versions (
     trailers      INTEGER NOT NULL DEFAULT 0,  -- follow-up trailers b4 collected
     fingerprint   TEXT NOT NULL DEFAULT '',
     am_mbox       BLOB,                        -- b4's am-ready patches when complete
-    state         TEXT NOT NULL,               -- waiting, ready, running, done, incomplete, superseded, untestable
+    state         TEXT NOT NULL,               -- waiting, ready, running, done, incomplete, superseded, untestable (bot/model.py VersionState)
     state_reason  TEXT NOT NULL DEFAULT '',
     verdict       TEXT NOT NULL DEFAULT '',
     first_seen    REAL NOT NULL,
@@ -66,8 +66,8 @@ CREATE INDEX versions_state ON versions (state);
 CREATE TABLE runs (
     id           INTEGER PRIMARY KEY,
     version_id   INTEGER NOT NULL REFERENCES versions (id),
-    state        TEXT NOT NULL,           -- running, done, infra-error
-    verdict      TEXT NOT NULL DEFAULT '', -- pass, fail, not-applied, infra-error
+    state        TEXT NOT NULL,           -- running, done, infra-error, interrupted, abandoned, crashed, untestable (bot/model.py RunState)
+    verdict      TEXT NOT NULL DEFAULT '', -- pass, fail, partial, not-tested, not-applied, infra-error, untestable
     base_ref     TEXT NOT NULL DEFAULT '',
     base_commit  TEXT NOT NULL DEFAULT '',
     base_reason  TEXT NOT NULL DEFAULT '',

@@ -10,22 +10,16 @@ import html
 import time
 from urllib.parse import quote
 
-from bot import __version__
+from bot import __version__, model
+from bot.model import words
 from bot.status import age
 
-# The words `bpbot status` prints for the version matrix (bot/status.py).
-VERDICT_LABELS = {"pass": "ok", "fail": "FAIL", "base-fails": "base-fails", "not-built": "-",
-                  "infra-error": "INFRA"}
-STATUS_LABELS = {"success": "ok", "failed": "FAILED", "skipped": "skipped", "timeout": "TIMEOUT",
-                 "infra-error": "INFRA"}
-OVERALL_LABELS = {"pass": "PASS", "fail": "FAIL", "not-applied": "does not apply",
-                  "infra-error": "INFRA ERROR", "incomplete": "incomplete", "untestable": "untestable",
-                  "not-tested": "NOT TESTED", "partial": "PARTIAL"}
-# Colour class per word; the word itself carries the meaning.
-CLASSES = {"pass": "good", "success": "good", "fail": "bad", "failed": "bad", "timeout": "bad",
-           "not-applied": "bad", "base-fails": "warn", "infra-error": "infra", "incomplete": "warn",
-           "untestable": "warn", "not-built": "none", "skipped": "none",
-           "not-tested": "warn", "partial": "warn"}
+# The words of bot/model.py's tables: a matrix cell as `bpbot status` prints it,
+# a step's status, a version's verdict; the colour class of each.
+VERDICT_LABELS = words(model.VERDICT_LABELS, "cell")
+STATUS_LABELS = words(model.STEP_LABELS, "word")
+OVERALL_LABELS = words(model.VERDICT_LABELS, "word")
+CLASSES = {**words(model.STEP_LABELS, "css"), **words(model.VERDICT_LABELS, "css")}
 
 REPLY_ABOUT = {"command": "a reply to a mail command", "copy": "a subscriber's copy"}
 
