@@ -19,7 +19,7 @@ from bot.sandbox.bwrap import Sandbox
 from bot.state import State, dumps, loads, now
 from bot.testrun import apply, executor, generate
 from bot.testrun.diagnostics import Diagnostic
-from bot.testrun.steps import SUCCESS
+from bot.testrun.steps import INFRA, SUCCESS, TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
     finally:
         apply.remove_worktree(rules, paths.base_src)
     # Never cache a failure of the bot itself, nor a timeout (a loaded host).
-    infra = [r for r in fresh.values() if r.status in ("infra-error", "timeout")]
+    infra = [r for r in fresh.values() if r.status in (INFRA, TIMEOUT)]
     with state.tx() as db:
         for k in missing:
             r = fresh[k.name]

@@ -11,7 +11,7 @@ import time
 from urllib.parse import quote
 
 from bot import __version__, model
-from bot.model import words
+from bot.model import StepStatus, Verdict, words
 from bot.status import age
 
 # The words of bot/model.py's tables: a matrix cell as `bpbot status` prints it,
@@ -140,10 +140,10 @@ def _kernel_title(step: dict) -> str:
 
 
 def legend() -> str:
-    words = [("pass", "builds, no new errors"), ("fail", "new errors from the series"),
-             ("base-fails", "the base already fails (not blamed)"),
-             ("not-built", "not built (not in the subset)"),
-             ("infra-error", "the bot failed, retried")]
+    words = [(Verdict.PASS, "builds, no new errors"), (Verdict.FAIL, "new errors from the series"),
+             (Verdict.BASE_FAILS, "the base already fails (not blamed)"),
+             (Verdict.NOT_BUILT, "not built (not in the subset)"),
+             (Verdict.INFRA_ERROR, "the bot failed, retried")]
     items = " ".join(f'<span class="c {CLASSES[w]}">&nbsp;{h(VERDICT_LABELS[w])}&nbsp;</span> '
                      f"{h(text)} &nbsp;" for w, text in words)
     return f'<p class="muted">Kernel cells: {items}</p>'
@@ -220,7 +220,7 @@ def version_page(d: dict, logs: dict[int, str], base_logs: dict[str, str], now: 
         anchor = f"step-{s['id']}"
         raw = f'<p><a href="/log/{s["id"]}">raw log</a></p>' if s["id"] in logs else ""
         text = logs.get(s["id"])
-        opened = " open" if s["status"] not in ("success", "skipped") else ""
+        opened = " open" if s["status"] not in (StepStatus.SUCCESS, StepStatus.SKIPPED) else ""
         took = f"{s['duration']:.1f}s"
         took = "" if s["detail"] == took else f' <span class="muted">({took})</span>'
         body.append(f'<details id="{anchor}"{opened}><summary>{h(label)}: {h(status)}'
