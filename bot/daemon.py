@@ -68,8 +68,9 @@ class Daemon:
             self._loop = asyncio.get_running_loop()
             await stages.run_pass(self, self.stages)
 
-    def run_ended(self) -> None:
-        """A test run ended (called in its thread): a pass collects it and goes on."""
+    def wake(self) -> None:
+        """``kick`` from another thread (a test run that ended, IDLE's news); a
+        loop that has closed meanwhile needs no wake."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -104,8 +105,9 @@ class Daemon:
                           id="housekeeping", **defaults)
         await asyncio.to_thread(self.recover)
         scheduler.start()
+        self._loop = asyncio.get_running_loop()
         if isinstance(self.source, ImapSource) and not until_idle:
-            self._start_idle(asyncio.get_running_loop())
+            self._start_idle()
         log.info("bpbot serving %s as %s", self.source.name, self.rules.bot_address)
         self.beside = True
         stop_signals = self._on_signals(asyncio.get_running_loop())
@@ -165,7 +167,7 @@ class Daemon:
             log.warning("cannot read the state: %s", exc)
             return True
 
-    def _start_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _start_idle(self) -> None:
         """A second IMAP connection sits in IDLE and kicks the loop on new mail."""
         watcher = ImapSource(self.rules, self.state)
 
@@ -173,14 +175,14 @@ class Daemon:
             while not self._stop.is_set():
                 try:
                     if watcher.idle_wait(min(self.rules.source.idle_seconds, 29 * 60)):
-                        loop.call_soon_threadsafe(self.kick)
+                        self.wake()
                 except Exception as exc:  # noqa: BLE001 - reconnect after any failure
                     log.warning("IMAP IDLE failed (%s); reconnecting in %ss", exc,
                                 IDLE_RECONNECT_SECONDS)
                     watcher.close()
                     time.sleep(IDLE_RECONNECT_SECONDS)
                     # Mail may have come while it was down: look now, not at the next poll.
-                    loop.call_soon_threadsafe(self.kick)
+                    self.wake()
             watcher.close()
 
         self.idle_thread = threading.Thread(target=watch, name="imap-idle", daemon=True)

@@ -43,7 +43,7 @@ class Host(Protocol):
     send: bool
     beside: bool  # runs go beside the loop; False: the pass waits for its run
 
-    def run_ended(self) -> None: ...
+    def wake(self) -> None: ...  # kick the loop, from any thread
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,11 @@ async def test(host: Host) -> None:
     if version is None:
         return
     if host.beside:
-        host.runs.start(version, host.run_ended)
+        host.runs.start(version, host.wake)
     else:
         await asyncio.to_thread(host.runs.run_now, version)
         if await asyncio.to_thread(pipeline.next_ready, host.state) is not None:
-            host.run_ended()  # more to test: another pass
+            host.wake()  # more to test: another pass
 
 
 async def send(host: Host) -> None:
