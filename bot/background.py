@@ -83,7 +83,8 @@ class Runs:
             raise error
 
     def stop(self, timeout: float = STOP_WAIT_SECONDS) -> None:
-        """Start no more runs; give up the one in progress and wait for it to end."""
+        """Give up the run in progress (starting no other meanwhile) and wait for
+        it to end."""
         with self._lock:
             if self._stopped:
                 return
@@ -97,6 +98,8 @@ class Runs:
             if thread.is_alive():
                 log.error("the run of version %s did not stop within %gs", self.version_id,
                           timeout)
+        with self._lock:
+            self._stopped = False  # a later ``Daemon.run`` or pass may test again
 
     def _work(self, version: dict, done: Callable[[], None]) -> None:
         try:

@@ -108,7 +108,8 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         if isinstance(self.source, ImapSource) and not until_idle:
             self._start_idle()
-        log.info("bpbot serving %s as %s", self.source.name, self.rules.bot_address)
+        log.info("bpbot serving %s as %s; a pass: %s", self.source.name,
+                 self.rules.bot_address, " -> ".join(s.name for s in self.stages))
         self.beside = True
         stop_signals = self._on_signals(asyncio.get_running_loop())
         try:

@@ -171,8 +171,8 @@ def run(
         truncated=truncated,
         stopped=stopped,
     )
-    if _STOPPING.is_set() and stopped:
-        raise Interrupted(f"killed, the bot is stopping: {args[0]}")
+    if _STOPPING.is_set():  # also one that ended by itself meanwhile: not trusted
+        raise Interrupted(f"the bot is stopping: {args[0]}")
     if log_file is not None:
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")
     log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
