@@ -7,7 +7,10 @@ from outside (a reboot, an operator's restart) that says nothing about the
 series. The two look alike, so such a version is not blamed at once: its
 next run is done in a child process. If the child dies, the daemon lives
 on: the version is answered as an infra-error with the reason and never
-picked again. If the daemon is killed with it, nothing is concluded.
+picked again. If the daemon is killed with it, nothing is concluded; if
+the daemon stops (bot/background.py), the child is asked to stop too
+(SIGTERM: its commands are killed, its worktrees removed) and the run is
+recorded as interrupted.
 """
 
 from __future__ import annotations

@@ -27,8 +27,11 @@ from bot import isolate
 from bot.config import rules as config
 from bot.daemon import Daemon
 from bot.demo import layout
+from bot.ingest import spool
 from bot.sandbox import bwrap as sandbox
 from bot.sandbox import git
+from bot.series import tracker
+from bot.series.assembly import configure_b4
 from bot.state import State
 from bot.testrun import pipeline
 
@@ -177,3 +180,33 @@ def test_sigterm_during_a_build_ends_serve_cleanly_and_leaves_nothing(tmp_path, 
     assert worktrees.count("worktree ") == 1, worktrees
     assert [p.name for p in (rules.state_dir / "work").glob("*src")] == []
     assert "SIGTERM: stopping" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_stop_during_a_run_in_a_child_process_gives_it_up(tmp_path):
+    """A version the daemon died in before is run in a child (bot/isolate.py): a
+    stop reaches the child's build too, and concludes nothing about the series."""
+    rules = layout.prepare(tmp_path / "work", with_list=False)
+    marker = f"62.{os.getpid()}"
+    rules = dataclasses.replace(rules, grace_seconds=0, kernels=[rules.kernels[0]],
+                                build_commands=[["sh", "-c", f"sleep {marker}"]],
+                                build_timeout=600)
+    configure_b4(rules.bot_name, rules.bot_address)
+    state = State(rules.state_dir / "bpbot.sqlite")
+    raws = [SAMPLE[n].read_bytes() for n in ("13", "14")]
+    spool.spool(state, "test", raws, bot_address=rules.bot_address, loop_id=rules.loop_id)
+    tracker.assemble(state, rules)
+    version = pipeline.next_ready(state)
+    pipeline.start_run(state, version)  # the daemon was killed during this run
+
+    with Serving(rules) as bot:  # recover: the run is 'abandoned', the next in a child
+        _wait(lambda: _sleepers(marker), 180, "the build in the child process")
+        assert bot.daemon.runs.busy()
+        stopped_in = bot.stop()
+    print(f"\nstop during a build in a child process took {stopped_in:.2f} s")
+    assert stopped_in < 60
+    assert _sleepers(marker) == []
+    assert [r["state"] for r in state.query("SELECT state FROM runs ORDER BY id")] == \
+        ["abandoned", "interrupted"]
+    assert state.one("SELECT state, verdict FROM versions") == {"state": "ready", "verdict": ""}
+    assert [p.name for p in (rules.state_dir / "work").glob("*src")] == []
+    assert state.query("SELECT id FROM outbox") == []
