@@ -28,6 +28,7 @@ from bot.config import rules as config
 from bot.daemon import Daemon
 from bot.demo import layout
 from bot.ingest import spool
+from bot.reply import results
 from bot.sandbox import bwrap as sandbox
 from bot.sandbox import git
 from bot.series import tracker
@@ -210,3 +211,20 @@ def test_a_stop_during_a_run_in_a_child_process_gives_it_up(tmp_path):
     assert state.one("SELECT state, verdict FROM versions") == {"state": "ready", "verdict": ""}
     assert [p.name for p in (rules.state_dir / "work").glob("*src")] == []
     assert state.query("SELECT id FROM outbox") == []
+
+
+def test_a_version_superseded_after_it_was_handed_to_the_worker_is_not_tested(tmp_path):
+    """The loop goes on while the worker starts: a v2 may supersede the version
+    between its pick and its run's start; the run's claim then takes nothing."""
+    rules = layout.prepare(tmp_path / "work", with_list=False)
+    configure_b4(rules.bot_name, rules.bot_address)
+    state = State(rules.state_dir / "bpbot.sqlite")
+    raws = [SAMPLE[n].read_bytes() for n in ("13", "14")]
+    spool.spool(state, "test", raws, bot_address=rules.bot_address, loop_id=rules.loop_id)
+    tracker.assemble(state, rules)
+    version = pipeline.next_ready(state)
+    with state.tx() as db:  # what tracker's supersede does when a v2 arrives
+        db.conn.execute("UPDATE versions SET state = 'superseded' WHERE id = ?", (version["id"],))
+    results.run_version(state, rules, sandbox.for_rules(rules), version)
+    assert state.query("SELECT id FROM runs") == []
+    assert state.one("SELECT state FROM versions")["state"] == "superseded"

@@ -56,6 +56,9 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
     if shortage := diskguard.shortage(rules.state_dir, rules.run_disk):
         return _no_space(state, version, shortage)
     run_id = start_run(state, version)
+    if run_id is None:
+        log.info("version %d changed before its run started; not tested", version["id"])
+        return RunOutcome("", "", "", [])
     run_dir = rules.state_dir / "work" / f"run-{run_id}"
     if not version["am_mbox"]:
         mbox, problem = tracker.am_ready(state, version)
@@ -90,10 +93,14 @@ def run_version(state: State, rules: Rules, sandbox: Sandbox, version: dict, fin
     return outcome
 
 
-def start_run(state: State, version: dict) -> int:
+def start_run(state: State, version: dict) -> int | None:
+    """Claim the version and open its run; None when it is no longer to be tested
+    (superseded by a new revision while the run was handed to the worker)."""
     with state.tx() as db:
-        db.conn.execute("UPDATE versions SET state='running', updated_at=? WHERE id=?",
-                        (now(), version["id"]))
+        claimed = db.conn.execute("UPDATE versions SET state='running', updated_at=? WHERE id=?"
+                                  " AND state IN ('ready', 'running')", (now(), version["id"]))
+        if claimed.rowcount == 0:
+            return None
         # A run left 'running' by this process (a failed state write) is closed; one
         # left by a crash was closed as 'abandoned' at start-up (close_crashed_runs),
         # and the version is then run in a child process (bot/isolate.py).
