@@ -109,10 +109,10 @@ class Runs:
             done()
 
     def _run(self, version: dict) -> None:
-        # A version the daemon died in before is run in a child process.
-        run = isolate.run_isolated if isolate.suspect(self.state, version["id"]) \
-            else results.run_version
         try:
+            # A version the daemon died in before is run in a child process.
+            run = isolate.run_isolated if isolate.suspect(self.state, version["id"]) \
+                else results.run_version
             run(self.state, self.rules, self.sandbox, version, self.progress)
         except proc.Interrupted:
             self._interrupted(version)
