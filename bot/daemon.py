@@ -2,8 +2,11 @@
 
 apscheduler 3.x drives the poll fallback, outbox retries and housekeeping;
 an IMAP IDLE thread wakes the loop as soon as mail arrives. One coroutine
-does the work (``process``), so stages never overlap; blocking work runs in
-threads.
+does a pass (``process``: the named stages of bot/stages.py, in order), so
+passes never overlap; blocking work runs in threads, and test runs in a
+worker beside the loop (bot/background.py), so a long build holds up no
+poll, command or reply. SIGTERM (or ``stop``) gives a run in progress up
+cleanly before the daemon exits.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import sqlite3
 import threading
 import time
@@ -20,16 +24,14 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import isolate, store
-from bot.commands import runner as command_runner
+from bot import stages, store
+from bot.background import Runs
 from bot.config.rules import Rules
 from bot.ingest.sources import ImapSource, open_source
-from bot.reply import notices, outbox, results
 from bot.sandbox import cleanup, git
 from bot.sandbox.bwrap import Sandbox
-from bot.series import tracker
 from bot.series.assembly import configure_b4
-from bot.state import State, now
+from bot.state import State
 from bot.testrun import pipeline
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ class Daemon:
         self.progress = progress
         self.send = send
         self.source = open_source(rules, state)
+        self.runs = Runs(state, rules, sandbox, progress)
+        self.beside = False  # True while serving (``run``): runs go beside the loop
+        self.stages = stages.PASS
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._kick = asyncio.Event()
         self._stop = asyncio.Event()
@@ -56,34 +62,20 @@ class Daemon:
         configure_b4(rules.bot_name, rules.bot_address)
 
     async def process(self) -> None:
-        """One pass over every stage; safe to call at any time."""
+        """One pass over every stage; safe to call at any time. Outside ``run``
+        the pass waits for the test run it starts."""
         async with self._lock:
-            for attempt in (1, 2):  # a connection the server dropped (a restart): once more
-                try:
-                    await asyncio.to_thread(self.source.poll)
-                    with self.state.tx() as db:
-                        self.state.meta_set(db, "last_poll_at", str(now()))
-                    break
-                except Exception as exc:  # noqa: BLE001 - a dead server must not stop replies
-                    log.log(logging.WARNING if attempt == 1 else logging.ERROR,
-                            "poll of %s failed: %s", self.source.name, exc)
-                    self.source.close()
-            await asyncio.to_thread(tracker.assemble, self.state, self.rules)
-            await asyncio.to_thread(notices.expire, self.state, self.rules)
-            # Mail commands: one reply per command mail, queued in the outbox.
-            await asyncio.to_thread(command_runner.process_pending, self.state, self.rules)
-            # One version per pass: polls, commands and expiries keep their pace
-            # behind a backlog of long builds; the loop comes straight back.
-            if (version := pipeline.next_ready(self.state)) is not None:
-                # A version the daemon died in before is run in a child process.
-                run = isolate.run_isolated if isolate.suspect(self.state, version["id"]) \
-                    else results.run_version
-                await asyncio.to_thread(run, self.state, self.rules, self.sandbox, version,
-                                        self.progress)
-                if pipeline.next_ready(self.state) is not None:
-                    self.kick()
-            if self.send:
-                await outbox.send_pending(self.state, self.rules)
+            self._loop = asyncio.get_running_loop()
+            await stages.run_pass(self, self.stages)
+
+    def wake(self) -> None:
+        """``kick`` from another thread (a test run that ended, IDLE's news); a
+        loop that has closed meanwhile needs no wake."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self.kick)
 
     def kick(self) -> None:
         self._kick.set()
@@ -96,7 +88,8 @@ class Daemon:
         """Anything still to do: versions waiting or ready, replies to send."""
         # An untestable version without a verdict still owes its reply (notices.expire).
         queued = self.state.one("SELECT COUNT(*) AS n FROM outbox WHERE state = 'queued'")
-        return bool(store.open_versions(self.state) or (self.send and queued["n"]))
+        return bool(store.open_versions(self.state) or (self.send and queued["n"])
+                    or self.runs.busy())
 
     async def run(self, until_idle: bool = False, tick: float = 1.0) -> None:
         """Serve until stopped; with ``until_idle``, until everything is answered."""
@@ -110,9 +103,13 @@ class Daemon:
                           id="housekeeping", **defaults)
         await asyncio.to_thread(self.recover)
         scheduler.start()
+        self._loop = asyncio.get_running_loop()
         if isinstance(self.source, ImapSource) and not until_idle:
-            self._start_idle(asyncio.get_running_loop())
-        log.info("bpbot serving %s as %s", self.source.name, self.rules.bot_address)
+            self._start_idle()
+        log.info("bpbot serving %s as %s; a pass: %s", self.source.name,
+                 self.rules.bot_address, " -> ".join(s.name for s in self.stages))
+        self.beside = True
+        stop_signals = self._on_signals(asyncio.get_running_loop())
         try:
             self.kick()
             while not self._stop.is_set():
@@ -123,14 +120,33 @@ class Daemon:
                     break
                 try:
                     await self.process()
-                    self.failures = 0
+                    # A run that failed (its state write) counts until one ends well.
+                    if self.runs.last_ok or not self.runs.busy():
+                        self.failures = 0
                 except Exception:  # noqa: BLE001 - log it, keep serving; the next pass retries
                     await self._back_off()
                 if until_idle and not self._busy_or_unknown():
                     break
         finally:
+            self.beside = False
+            for sig in stop_signals:
+                asyncio.get_running_loop().remove_signal_handler(sig)
             scheduler.shutdown(wait=False)
+            await asyncio.to_thread(self.runs.stop)
             self.source.close()
+
+    def _on_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        """SIGTERM and SIGINT stop the daemon cleanly (only a loop in the main
+        thread can take signals; a daemon in a test's thread is stopped by ``stop``)."""
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signalled, sig)
+        return [signal.SIGTERM, signal.SIGINT]
+
+    def _signalled(self, sig: signal.Signals) -> None:
+        log.info("%s: stopping", sig.name)
+        self.stop()
 
     async def _back_off(self) -> None:
         """After a failed pass (a full disk, a locked database): wait, longer each
@@ -150,7 +166,7 @@ class Daemon:
             log.warning("cannot read the state: %s", exc)
             return True
 
-    def _start_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _start_idle(self) -> None:
         """A second IMAP connection sits in IDLE and kicks the loop on new mail."""
         watcher = ImapSource(self.rules, self.state)
 
@@ -158,14 +174,14 @@ class Daemon:
             while not self._stop.is_set():
                 try:
                     if watcher.idle_wait(min(self.rules.source.idle_seconds, 29 * 60)):
-                        loop.call_soon_threadsafe(self.kick)
+                        self.wake()
                 except Exception as exc:  # noqa: BLE001 - reconnect after any failure
                     log.warning("IMAP IDLE failed (%s); reconnecting in %ss", exc,
                                 IDLE_RECONNECT_SECONDS)
                     watcher.close()
                     time.sleep(IDLE_RECONNECT_SECONDS)
                     # Mail may have come while it was down: look now, not at the next poll.
-                    loop.call_soon_threadsafe(self.kick)
+                    self.wake()
             watcher.close()
 
         self.idle_thread = threading.Thread(target=watch, name="imap-idle", daemon=True)

@@ -19,6 +19,7 @@ LAYERS = [
     ["bot.reply"],
     ["bot.commands", "bot.status"],
     ["bot.isolate"],
+    ["bot.background", "bot.stages"],
     ["bot.web", "bot.daemon", "bot.check_cache", "bot.check", "bot.kernels", "bot.demo"],
     ["bot.cli"],
 ]

@@ -30,7 +30,9 @@ def give_up(state: State, rules: Rules, version: dict, reason: str) -> RunOutcom
     """Answer the version as an infra-error for ``reason``, without testing it."""
     run_id = pipeline.start_run(state, version)
     outcome = RunOutcome("", "", "", [StepResult("apply", INFRA, detail=reason)],
-                                run_id=run_id)
+                                run_id=run_id or 0)
+    if run_id is None:  # superseded meanwhile: nothing to answer
+        return outcome
     finish(state, rules, version, run_id, rules.state_dir / "work" / f"run-{run_id}", outcome,
             final_reason=reason)
     return outcome

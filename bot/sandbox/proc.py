@@ -42,6 +42,29 @@ class ProcError(InfraError, RuntimeError):
     """The command could not be started at all (missing binary, bad cwd)."""
 
 
+class Interrupted(BaseException):
+    """The bot is stopping: the command was killed (or not started) and the work it
+    belongs to is given up. A BaseException, so that no ``except Exception`` turns
+    it into a step's result."""
+
+
+_STOPPING = threading.Event()
+
+
+def interrupt() -> None:
+    """Kill every command running now (within a second) and refuse new ones, until
+    :func:`resume`: each ``run`` raises :class:`Interrupted`."""
+    _STOPPING.set()
+
+
+def resume() -> None:
+    _STOPPING.clear()
+
+
+def stopping() -> bool:
+    return _STOPPING.is_set()
+
+
 def run(
     args: list[str],
     *,
@@ -65,7 +88,11 @@ def run(
     pipe nor fills memory. When ``log_file`` is given the captured output is
     written there too. ``watch`` is called while it runs (at least once a
     second); a non-empty answer stops the process group for that reason.
+    After :func:`interrupt` it is killed the same way and :class:`Interrupted`
+    is raised.
     """
+    if _STOPPING.is_set():
+        raise Interrupted(f"not started: {args[0]}")
     args = [str(a) for a in args]
     group = cgroups.child_of(args)
     log.debug("run %s (cwd=%s, timeout=%ss)", args, cwd, timeout)
@@ -94,6 +121,8 @@ def run(
     result = ProcResult(args=args, returncode=None if timed_out else returncode, output=output,
                         duration=duration, timed_out=timed_out, truncated=out.truncated,
                         stopped=stopped)
+    if _STOPPING.is_set():  # also one that ended by itself meanwhile: not trusted
+        raise Interrupted(f"the bot is stopping: {args[0]}")
     if log_file is not None:
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")
     log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
@@ -141,6 +170,8 @@ class _Output:
                     return True, ""
                 if watch is not None and (stopped := watch()):
                     return False, stopped
+                if _STOPPING.is_set():
+                    return False, "the bot is stopping"
                 if not sel.select(min(remaining, 1.0)):
                     continue
                 data = os.read(child.stdout.fileno(), 65536)

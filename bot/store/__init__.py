@@ -209,12 +209,17 @@ def queue_retest(db: Db, version_id: int, reason: str, full: bool, at: float) ->
 # --- runs ------------------------------------------------------------------------
 
 
-def start_run(db: Db, version_id: int) -> int:
-    """Claim the version: it is running, in a new run (returned). A run this
-    process left 'running' (a failed state write) is closed as interrupted; one
-    left by a crash was closed as abandoned at start-up (``close_crashed_runs``)."""
-    db.conn.execute("UPDATE versions SET state = ?, updated_at = ? WHERE id = ?",
-                    (VersionState.RUNNING, now(), version_id))
+def start_run(db: Db, version_id: int) -> int | None:
+    """Claim the version: it is running, in a new run (returned); None when it is
+    no longer to be tested (superseded while the run was handed to the worker).
+    A run this process left 'running' (a failed state write) is closed as
+    interrupted; one left by a crash was closed as abandoned at start-up
+    (``close_crashed_runs``)."""
+    claimed = db.conn.execute("UPDATE versions SET state = ?, updated_at = ? WHERE id = ?"
+                              " AND state IN (?, ?)", (VersionState.RUNNING, now(), version_id,
+                                                       VersionState.READY, VersionState.RUNNING))
+    if claimed.rowcount == 0:
+        return None
     db.conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE version_id = ? AND state = ?",
                     (RunState.INTERRUPTED, now(), version_id, RunState.RUNNING))
     return db.conn.execute("INSERT INTO runs (version_id, state, started_at, stage)"
@@ -224,6 +229,15 @@ def start_run(db: Db, version_id: int) -> int:
 
 def set_stage(db: Db, run_id: int, stage: str) -> None:
     db.conn.execute("UPDATE runs SET stage = ? WHERE id = ?", (stage, run_id))
+
+
+def mark_interrupted(db: Db, version_id: int) -> None:
+    """The bot stopped during a run of this version (a stop, not a crash): the run
+    is interrupted and the version is tested again at the next start."""
+    db.conn.execute("UPDATE runs SET state = ?, finished_at = ? WHERE version_id = ? AND state = ?",
+                    (RunState.INTERRUPTED, now(), version_id, RunState.RUNNING))
+    db.conn.execute("UPDATE versions SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                    (VersionState.READY, now(), version_id, VersionState.RUNNING))
 
 
 def close_crashed_runs(db: Db) -> int:
