@@ -123,7 +123,7 @@ def as_text(msg: EmailMessage, rcpts: list[str]) -> str:
 
 def report_case(outcome: RunOutcome, key: str, **changes) -> str:
     t = target(**changes)
-    msg, rcpts = report.compose(RULES, t, report.render_run(RULES, t, outcome), key,
+    msg, rcpts = report.reply(RULES, t, report.render_run(RULES, t, outcome), key,
                                 outcome.verdict.upper())
     return as_text(msg, rcpts)
 
@@ -142,7 +142,7 @@ def command_reply() -> str:
                (lines[1], Result(IGNORED, ["No series has the Message-ID nosuch@example.com."]))]
     body = command_runner.render(RULES, PARSED, results, [lines[2]], ["subscribe to "
                                  "backport-include/*"], "0123456789abcdef0123", AT + 86400)
-    msg, rcpts = command_runner.compose(RULES, PARSED, body, "command:cmd-1@example.com",
+    msg, rcpts = command_runner.reply(RULES, PARSED, body, "command:cmd-1@example.com",
                                         token="0123456789abcdef0123", counts=(1, 1, 1))
     return as_text(msg, rcpts)
 
@@ -150,13 +150,13 @@ def command_reply() -> str:
 def command_nothing() -> str:
     parsed = dataclasses.replace(PARSED, subject="Hello there", from_name="")
     body = command_runner.render(RULES, parsed, [], [], [], "", 0.0)
-    msg, rcpts = command_runner.compose(RULES, parsed, body, "command:cmd-2@example.com",
+    msg, rcpts = command_runner.reply(RULES, parsed, body, "command:cmd-2@example.com",
                                         counts=(0, 0, 0))
     return as_text(msg, rcpts)
 
 
 def rate_notice() -> str:
-    msg, rcpts = command_runner.compose(RULES, PARSED, command_runner.notice_lines(RULES, AT),
+    msg, rcpts = command_runner.reply(RULES, PARSED, command_runner.notice_text(RULES, AT),
                                         "command:cmd-3@example.com")
     return as_text(msg, rcpts)
 
@@ -164,14 +164,14 @@ def rate_notice() -> str:
 def incomplete() -> str:
     t = target(present=[2], expected=5, notes=["patch 3/5 was sent twice; the newest copy is "
                                                "used"])
-    msg, rcpts = report.compose(RULES, t, report.render_incomplete(RULES, t, "1 day"),
+    msg, rcpts = report.reply(RULES, t, report.render_incomplete(RULES, t, "1 day"),
                                 "incomplete:3", "NOT TESTED (incomplete)")
     return as_text(msg, rcpts)
 
 
 def untestable() -> str:
     t = target()
-    msg, rcpts = report.compose(RULES, t, report.render_untestable(
+    msg, rcpts = report.reply(RULES, t, report.render_untestable(
         RULES, t, "patch 2/2 has a corrupt diff: git apply refuses it (corrupt patch at line "
         "14)"), "untestable:4", "NOT TESTED (untestable)")
     return as_text(msg, rcpts)
@@ -181,16 +181,14 @@ def pull_request() -> str:
     t = model.Target(msgid="pull-1@example.com", subject="[GIT PULL] backports for 6.1",
                      references=[], author_name="", author_addr="hauke@example.com",
                      series_subject="[GIT PULL] backports for 6.1", revision=1, expected=0)
-    body = ["Hi,", "", f"{RULES.bot_name} does not test pull requests, only patch series "
-            "mailed as patches."]
-    msg, rcpts = report.compose(RULES, t, body, "pull:pull-1@example.com",
+    msg, rcpts = report.reply(RULES, t, report.render_pull_request(RULES), "pull:pull-1@example.com",
                                 "NOT TESTED (pull request)")
     return as_text(msg, rcpts)
 
 
 def subscriber_copy() -> str:
     t = target()
-    msg, _ = report.compose(RULES, t, report.render_run(RULES, t, outcome_pass()),
+    msg, _ = report.reply(RULES, t, report.render_run(RULES, t, outcome_pass()),
                             "report:1:7", "PASS")
     copy = subscriptions.copy_message(RULES, msg, "reader@example.net", "backport-include/*",
                                       ["backport-include/linux/timer.h"])

@@ -54,7 +54,7 @@ def finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Path
     word = outcome.verdict.upper()
     body = report.render_run(rules, target, outcome)
     key = f"report:{version['id']}:{run_id}"
-    msg, rcpts = report.compose(rules, target, body, key, word)
+    msg, rcpts = report.reply(rules, target, body, key, word)
     with state.tx() as db:
         _record_steps(db, run_id, outcome)
         db.conn.execute("UPDATE runs SET state=?, verdict=?, base_ref=?, base_commit=?,"
