@@ -35,6 +35,11 @@ RULES = dataclasses.replace(
     web_url="https://bpbot.example.org/",
     build_commands=[["make", "-C", "{output}", "KLIB_BUILD={kernel_path}", "O={build_dir}",
                      "-j{jobs}"]])
+# Where a reader gets each kernel: a ckmake-style dir, Debian's headers, a tree.
+PATHS = {"3.10": "/srv/ksrc/lib/modules/3.10.108/build",
+         "4.19": "/usr/src/linux-headers-4.19.0-27-amd64"}
+RULES = dataclasses.replace(RULES, kernels=[
+    dataclasses.replace(k, path=Path(PATHS.get(k.name, k.path))) for k in RULES.kernels])
 K = {k.name: k for k in RULES.kernels}
 KERNELS = [K["3.10"], K["4.19"], K["6.1"]]
 
@@ -67,6 +72,7 @@ def outcome_pass() -> RunOutcome:
                               kr("4.19", matrix.PASS), kr("6.1", matrix.PASS, "1 new warning")],
                      choice=Choice(KERNELS, {"3.10": ["timer.h guards < 4.15"]}))
     run.since_previous = ["3.10 was FAIL in v1, PASS now"]
+    run.compiler, run.upstream_version = "gcc (Debian 12.2.0-14) 12.2.0", "v6.1.192"
     run.file_coverage = [coverage.FileCoverage("compat/main.c", "compat/main.c", ["3.10", "4.19",
                                                                                   "6.1"]),
                          coverage.FileCoverage("backport-include/linux/timer.h",
@@ -83,11 +89,12 @@ def outcome_fail() -> RunOutcome:
     steps = [StepResult("apply", SUCCESS), StepResult("generate", SUCCESS),
              StepResult("build", FAILED, kernel="3.10", detail="1 new error",
                         diagnostics=[new, old]),
-             StepResult("build", SUCCESS, kernel="4.19"),
+             StepResult("build", FAILED, kernel="4.19", detail="1 new error", diagnostics=[new]),
              StepResult("build", FAILED, kernel="6.1", detail="1 error", diagnostics=[old])]
     return RunOutcome("main", "fedcba9876543210" * 2 + "fedcba98", "base-commit named in the "
                       "series", steps, run_id=8,
-                      kernels=[kr("3.10", matrix.FAIL, "1 new error"), kr("4.19", matrix.PASS),
+                      kernels=[kr("3.10", matrix.FAIL, "1 new error"),
+                               kr("4.19", matrix.FAIL, "1 new error"),
                                kr("6.1", matrix.BASE_FAILS, "1 error")])
 
 

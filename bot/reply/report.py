@@ -11,6 +11,8 @@ thread (bot/reply/compose.py).
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 from email.message import EmailMessage
 
 from bot.config.rules import Kernel, Rules, expand
@@ -129,19 +131,32 @@ def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[dict]:
     return out
 
 
-def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
+_DEBIAN_HEADERS = re.compile(r"/usr/src/(linux-headers-[\w.+~-]+)")
+_CKMAKE = re.compile(r"(.+)/lib/modules/[^/]+/build")
+
+
+def _kernel_source(kernel: Kernel) -> dict:
+    """How a reader gets the kernel a reproduce line builds on: Debian's header
+    package, a ckmake-style dir that `bpbot kernels add` makes, or a prepared tree."""
+    path = str(kernel.path)
+    debian = _DEBIAN_HEADERS.fullmatch(path)
+    ckmake = _CKMAKE.fullmatch(path)
+    return dict(name=kernel.name, version=kernel.version, path=path,
+                package=debian.group(1) if debian else "", kdir=ckmake.group(1) if ckmake else "")
+
+
+def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
+    """The commands that redo the run in a clone: fetch the series, apply it,
+    generate, and build on the broken kernels (else the first one built)."""
     broken = [k.kernel for k in outcome.kernels if k.verdict == matrix.FAIL]
     built = [k.kernel for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
-    kernels = broken or built[:1]
-    tree = rules.tree_url or str(rules.tree_path)
-    lines = [f"git clone {tree} backports && cd backports",
-             f"git checkout {outcome.base_commit[:12]}",
-             f"git am -3 {outcome.mbox_name}   # this series, e.g. from: b4 mbox <message-id>"]
-    if outcome.verdict != NOT_APPLIED:
-        lines += command_lines(rules)
-        for k in kernels:
-            lines += command_lines(rules, k)
-    return lines
+    applied = outcome.verdict != NOT_APPLIED
+    return dict(
+        tree=rules.tree_url or str(rules.tree_path), base=outcome.base_commit[:12],
+        mbox=outcome.mbox_name, msgid=shlex.quote(target.msgid), revision=target.revision,
+        generate=command_lines(rules) if applied else [],
+        kernels=[dict(_kernel_source(k), commands=command_lines(rules, k))
+                 for k in (broken or built[:1])] if applied else [])
 
 
 def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
@@ -173,7 +188,8 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
         reasons=_reasons(outcome), coverage=_coverage(outcome),
         apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
         failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),
-        reproduce=_reproduce(rules, outcome),
+        reproduce=_reproduce(rules, target, outcome),
+        compiler=outcome.compiler, upstream_version=outcome.upstream_version,
         logs_url=f"{rules.web_url.rstrip('/')}/runs/{outcome.run_id}"
         if rules.web_url and outcome.run_id else "")
 
