@@ -69,7 +69,9 @@ def outcome_pass() -> RunOutcome:
                      steps_ok("3.10", "4.19", "6.1"), run_id=7,
                      kernels=[kr("3.10", matrix.PASS, why="backport-include/linux/timer.h guards "
                                  "LINUX_VERSION_IS_LESS(4,15,0) and this kernel is below it"),
-                              kr("4.19", matrix.PASS), kr("6.1", matrix.PASS, "1 new warning")],
+                              kr("4.19", matrix.PASS, why="backport-include/linux/timer.h guards "
+                                 "LINUX_VERSION_IS_LESS(4,15,0) and this kernel is below it"),
+                              kr("6.1", matrix.PASS, "1 new warning")],
                      choice=Choice(KERNELS, {"3.10": ["timer.h guards < 4.15"]}))
     run.since_previous = ["3.10 was FAIL in v1, PASS now"]
     run.compiler, run.upstream_version = "gcc (Debian 12.2.0-14) 12.2.0", "v6.1.192"

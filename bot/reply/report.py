@@ -81,13 +81,16 @@ def _table(outcome: RunOutcome) -> list[dict]:
 
 
 def _reasons(outcome: RunOutcome) -> list[tuple[str, str]]:
-    """(kernel, why it was built first): the guard analysis orders the builds; it
-    never leaves a kernel out."""
+    """(kernels, why they were built first), kernels with the same reason on one
+    line: the guard analysis orders the builds; it never leaves a kernel out."""
     chosen = [k for k in outcome.kernels if k.why and k.verdict != matrix.NOT_BUILT]
     if outcome.choice is not None:
         order = {k.name: i for i, k in enumerate(outcome.choice.kernels)}
         chosen.sort(key=lambda k: order.get(k.kernel.name, len(order)))
-    return [(k.kernel.name, k.why) for k in chosen]
+    groups: dict[str, list[str]] = {}  # the same guard names many kernels: one line
+    for k in chosen:
+        groups.setdefault(k.why, []).append(k.kernel.name)
+    return [(", ".join(names), why) for why, names in groups.items()]
 
 
 def _coverage(outcome: RunOutcome) -> str | list[tuple[str, str]]:
