@@ -83,7 +83,7 @@ def outcome_pass() -> RunOutcome:
 
 
 def outcome_fail() -> RunOutcome:
-    new = Diagnostic("compat/main.c", 41, 9, "error", "implicit declaration of function "
+    new = Diagnostic("backport-include/linux/timer.h", 41, 9, "error", "implicit declaration of function "
                      "'timer_shutdown_sync'; did you mean 'del_timer_sync'? "
                      "[-Werror=implicit-function-declaration]",
                      context=["   41 |         timer_shutdown_sync(&t);", "      |         ^~~~~~"])
@@ -95,6 +95,7 @@ def outcome_fail() -> RunOutcome:
              StepResult("build", FAILED, kernel="6.1", detail="1 error", diagnostics=[old])]
     return RunOutcome("main", "fedcba9876543210" * 2 + "fedcba98", "base-commit named in the "
                       "series", steps, run_id=8,
+                      choice=Choice(KERNELS, paths=["backport/backport-include/linux/timer.h"]),
                       kernels=[kr("3.10", matrix.FAIL, "1 new error"),
                                kr("4.19", matrix.FAIL, "1 new error"),
                                kr("6.1", matrix.BASE_FAILS, "1 error")])

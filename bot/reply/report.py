@@ -117,6 +117,7 @@ def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[dict]:
     """The first diagnostics of each broken step, new ones first (marked '>>')."""
     out: list[dict] = []
     verdicts = {k.kernel.name: k for k in outcome.kernels}
+    changed = outcome.choice.paths if outcome.choice is not None else []
     for s in outcome.steps:
         if s.name == "apply" or not s.broken:
             continue
@@ -129,7 +130,8 @@ def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[dict]:
         out.append(dict(
             where=f"{s.name} on {s.kernel}" if s.kernel else s.name, detail=s.detail,
             diagnostics=[dict(new=d.new, text=f"{d.location()}: {d.severity}: {d.text}",
-                              context=d.context[:3]) for d in unique[:max_diags]],
+                              context=d.context[:3], tree=_tree_path(d.file, changed))
+                         for d in unique[:max_diags]],
             more=max(0, len(unique) - max_diags), tail=[] if errors else s.tail))
     return out
 
@@ -146,6 +148,15 @@ def _kernel_source(kernel: Kernel) -> dict:
     ckmake = _CKMAKE.fullmatch(path)
     return dict(name=kernel.name, version=kernel.version, path=path,
                 package=debian.group(1) if debian else "", kdir=ckmake.group(1) if ckmake else "")
+
+
+def _tree_path(package_path: str, changed: list[str]) -> str:
+    """The tree's path of a file the compiler names by its package path (gentree
+    copies backport/backport-include/x.h to backport-include/x.h): the changed
+    file it comes from, when that is not the same path; '' otherwise."""
+    suffix = "/" + package_path.lstrip("./")
+    found = [c for c in changed if c.endswith(suffix)]
+    return found[0] if len(found) == 1 else ""
 
 
 def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
