@@ -86,7 +86,10 @@ def outcome_fail() -> RunOutcome:
     new = Diagnostic("backport-include/linux/timer.h", 41, 9, "error", "implicit declaration of function "
                      "'timer_shutdown_sync'; did you mean 'del_timer_sync'? "
                      "[-Werror=implicit-function-declaration]",
-                     context=["   41 |         timer_shutdown_sync(&t);", "      |         ^~~~~~"])
+                     context=["   41 |         timer_shutdown_sync(&t);", "      |         ^~~~~~"],
+                     notes=["/usr/src/linux-headers-4.19.0-27-common/include/linux/timer.h:200:5: "
+                            "note: previous definition of 'timer_shutdown_sync' with type "
+                            "'int(struct timer_list *)'"])
     old = Diagnostic("compat/old.c", 3, 0, "error", "old breakage", new=False)
     steps = [StepResult("apply", SUCCESS), StepResult("generate", SUCCESS),
              StepResult("build", FAILED, kernel="3.10", detail="1 new error",

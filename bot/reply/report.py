@@ -130,7 +130,8 @@ def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[dict]:
         out.append(dict(
             where=f"{s.name} on {s.kernel}" if s.kernel else s.name, detail=s.detail,
             diagnostics=[dict(new=d.new, text=f"{d.location()}: {d.severity}: {d.text}",
-                              context=d.context[:3], tree=_tree_path(d.file, changed))
+                              context=d.context[:3], notes=d.notes,
+                              tree=_tree_path(d.file, changed))
                          for d in unique[:max_diags]],
             more=max(0, len(unique) - max_diags), tail=[] if errors else s.tail))
     return out

@@ -9,6 +9,9 @@ _DIAG = re.compile(
     r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*"
     r"(?P<severity>fatal error|error|warning):\s*(?P<text>.*)$"
 )
+# gcc's "note:" after an error, e.g. where the previous definition is (in a kernel header)
+_NOTE = re.compile(r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*note:\s*(?P<text>.*)$")
+MAX_NOTES = 2
 # gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
 _CONTEXT = re.compile(r"^\s*(\d+)? \| ")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
@@ -30,6 +33,7 @@ class Diagnostic:
     severity: str  # error, warning
     text: str
     context: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # gcc's "note:" lines that follow it
     new: bool = True  # False when the base has the same diagnostic
 
     def location(self) -> str:
@@ -46,8 +50,8 @@ class Diagnostic:
 
     @classmethod
     def from_dict(cls, data: dict) -> Diagnostic:
-        known = {k: data[k] for k in ("file", "line", "col", "severity", "text", "context", "new")
-                 if k in data}
+        known = {k: data[k] for k in ("file", "line", "col", "severity", "text", "context",
+                                      "notes", "new") if k in data}
         return cls(**known)
 
 
@@ -67,6 +71,7 @@ def mark_new(series: list[Diagnostic], base: list[Diagnostic]) -> None:
 def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     current: Diagnostic | None = None
+    in_note = False  # a note's own source excerpt is not the error's
     for raw_line in log.splitlines():
         match = _DIAG.match(raw_line)
         if match:
@@ -75,13 +80,22 @@ def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> l
                 file=_relative(match["file"], strip_prefixes), line=int(match["line"]),
                 col=int(match["col"] or 0), severity=severity, text=match["text"].strip(),
             )
+            in_note = False
             if len(out) < limit:
                 out.append(current)
             continue
-        if current is not None and _CONTEXT.match(raw_line) and len(current.context) < 4:
-            current.context.append(raw_line.rstrip())
+        note = _NOTE.match(raw_line) if current is not None else None
+        if note:
+            in_note = True
+            if len(current.notes) < MAX_NOTES:
+                col = f":{note['col']}" if note["col"] else ""
+                current.notes.append(f"{_relative(note['file'], strip_prefixes)}:{note['line']}"
+                                     f"{col}: note: {note['text'].strip()}")
+        elif current is not None and _CONTEXT.match(raw_line):
+            if not in_note and len(current.context) < 4:
+                current.context.append(raw_line.rstrip())
         else:
-            current = None
+            current, in_note = None, False
     return out
 
 
