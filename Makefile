@@ -1,6 +1,6 @@
 # `make demo` and `make test` are the README's commands; both first run
 # deploy/setup.sh (idempotent: Debian packages + .venv).
-.PHONY: demo test lint setup realtree-test
+.PHONY: demo test lint setup realtree-test golden
 
 setup:
 	deploy/setup.sh
@@ -12,6 +12,10 @@ test: setup
 	deploy/install-kernel-headers.sh >/dev/null
 	.venv/bin/python -m pytest -q
 	.venv/bin/ruff check bot tests bench
+
+# Rewrite tests/golden/*.txt from today's templates (read the diff before committing).
+golden: setup
+	BPBOT_GOLDEN_UPDATE=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_golden.py
 
 lint: setup
 	.venv/bin/ruff check bot tests bench

@@ -211,7 +211,7 @@ def test_every_reply_is_cut_at_16_kib():
     rules = config.load(config.DEMO_RULES)
     parsed = ParsedMail("m@x", "status", "Jane", "jane@example.org")
     lines = [f"  v1  done  series number {i} " + "z" * 60 for i in range(2000)]
-    msg, _ = command_runner.compose(rules, parsed, lines, "command:m@x")
+    msg, _ = command_runner.reply(rules, parsed, "\n".join(lines), "command:m@x")
     text = msg.get_content()
     assert len(text.encode()) <= 16 * 1024 + 200  # the cut text, then the signature
     assert "[This reply was cut: it would have been" in " ".join(text.split())

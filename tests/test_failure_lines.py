@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.testrun.diagnostics import last_failure_lines
+from bot.testrun.diagnostics import last_failure_lines, parse
 
 GENTREE_GIT = """\
 Copy original source files ...
@@ -54,3 +54,25 @@ def test_excerpt_keeps_the_explaining_line(log, must):
 
 def test_no_telling_line_gives_the_last_lines():
     assert last_failure_lines("a\nb\n\nc\n", n=2) == ["b", "c"]
+
+
+NOTE = ("/usr/src/linux-headers-6.1.0-57-common/include/linux/timer.h:200:12: note: previous "
+        "definition of 'timer_shutdown_sync' with type 'int(struct timer_list *)'")
+REDEFINED = f"""\
+/w/out/backport-include/linux/timer.h:41:9: error: conflicting types for 'timer_shutdown_sync'
+   41 | static inline int timer_shutdown_sync(struct timer_list *t)
+      |                   ^~~~~~~~~~~~~~~~~~~
+{NOTE}
+  200 | extern int timer_shutdown_sync(struct timer_list *timer);
+      |            ^~~~~~~~~~~~~~~~~~~
+make[2]: *** [scripts/Makefile.build:250: /w/out/compat/main.o] Error 1
+"""
+
+
+def test_a_note_stays_with_its_error_and_its_excerpt_is_not_the_errors():
+    [d] = parse(REDEFINED, strip_prefixes=("/w/out",))
+    assert (d.file, d.line, d.text) == ("backport-include/linux/timer.h", 41,
+                                        "conflicting types for 'timer_shutdown_sync'")
+    assert d.notes == [NOTE]
+    assert len(d.context) == 2 and "static inline" in d.context[0]
+    assert type(d).from_dict(d.to_dict()) == d

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot import check
+from bot.config import rules as config
 from bot.config.rules import Kernel
+from bot.model import Target
 from bot.reply import report
 from bot.testrun import coverage, matrix
 from bot.testrun.baseline import BaseResult
@@ -233,11 +235,15 @@ def test_coverage_verdict(kernels, files, verdict, reason):
 
 
 def test_reply_lists_coverage_and_says_when_it_is_unknown():
+    rules = config.load(config.DEMO_RULES, base_dir="/nonexistent")
+    target = Target(msgid="m@x", subject="[PATCH] x", references=[], author_name="",
+                    author_addr="", series_subject="x", revision=1, expected=1)
     run = outcome([(n, P) for n in K])
     run.steps += [StepResult("build", SUCCESS, kernel=n) for n in K]
     run.file_coverage = [cov("compat/main.c", *K), cov("compat/backport-4.0.c", "3.10")]
-    assert report._coverage(run) == [
+    assert "\n".join([
         "", "Coverage (the kernels whose build compiled each changed file):",
-        "  compat/main.c: all 3 kernels", "  compat/backport-4.0.c: 3.10"]
+        "  compat/main.c: all 3 kernels", "  compat/backport-4.0.c: 3.10", ""]) in \
+        report.render_run(rules, target, run)
     run.file_coverage = None
-    assert report._coverage(run)[1].startswith("Coverage: unknown")
+    assert "\nCoverage: unknown (no dependency files" in report.render_run(rules, target, run)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ def test_wheel_install_runs_the_demo(tmp_path):
                           str(ROOT)], **run)
     assert res.returncode == 0, res.stderr[-2000:]
     wheel, = wheels.glob("bpbot-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # the templates are package data
+        names = set(zf.namelist())
+    assert {"bot/reply/templates/mail/report.txt", "bot/web/templates/index.html"} <= names
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, **run)
     res = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], **run)

@@ -21,7 +21,6 @@ repeats is cut to 200 characters and a reply to 16 KiB.
 from __future__ import annotations
 
 import logging
-import textwrap
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -34,11 +33,11 @@ from bot.commands.dkim import DnsFunc
 from bot.commands.parse import DONE, IGNORED, CommandLine, ParsedMail, Result
 from bot.config.rules import Rules
 from bot.ingest.lists import ListRule
-from bot.reply import outbox, report
+from bot.reply import compose, outbox
+from bot.reply import render as render_mail
 from bot.state import State
 
 log = logging.getLogger(__name__)
-WIDTH = 72
 WINDOW = 3600
 MAX_REPLY_BYTES = 16 * 1024
 # Commands that change who gets mail: never from mail that came through a list.
@@ -123,6 +122,9 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
     if not silent and not parsed.lines and not parsed.over_limit and \
             (parsed.is_reply or row["kind"] != "command"):
         silent = "no command lines (a reply in a thread, or only prose)"
+    if not silent:
+        _, why = compose.mailbox(parsed.from_name, parsed.from_addr)
+        silent = f"the sender's {why}" if why else ""
     if silent:
         log.info("command mail %s from %s: not answered: %s", msgid, sender, silent)
         with state.tx() as db:
@@ -143,7 +145,7 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
         if replies_in_window(db, at) >= conf.overall_per_hour:
             return over_overall_limit(db, rules, msgid, sender, at, known)
         if limit == "notice":
-            msg, rcpts = compose(rules, parsed, notice_lines(rules, until), f"command:{msgid}")
+            msg, rcpts = reply(rules, parsed, notice_text(rules, until), f"command:{msgid}")
             outbox.queue(db, f"command:{msgid}", "command", msg, rcpts)
             _record(db, msgid, sender, "notice", f"over the limit until {when(until)}", at,
                     replied=1)
@@ -154,7 +156,7 @@ def handle(state: State, rules: Rules, row: dict, at: float, dnsfunc: DnsFunc | 
         body = render(rules, parsed, results, unknown, ctx.summaries, token, expires)
         counts = (sum(r.status == DONE for _, r in results),
                   sum(r.status == IGNORED for _, r in results), len(unknown))
-        msg, rcpts = compose(rules, parsed, body, f"command:{msgid}", token=token, counts=counts)
+        msg, rcpts = reply(rules, parsed, body, f"command:{msgid}", token=token, counts=counts)
         outbox.queue(db, f"command:{msgid}", "command", msg, rcpts)
         _record(db, msgid, sender, "answered", f"done {counts[0]}, ignored {counts[1]}, "
                 f"unknown {counts[2]}", at, replied=1, counts=counts)
@@ -227,15 +229,6 @@ def run_lines(ctx: Context) -> tuple[list[tuple[CommandLine, Result]], list[Comm
 # --- the reply -------------------------------------------------------------
 
 
-def _wrap(text: str, indent: str = "") -> list[str]:
-    """A paragraph wrapped to 72 columns; lines starting with a space are kept as
-    they are (commands, tables), and so is a blank line."""
-    if not text or text[0] in " >":
-        return [indent + text if text else ""]
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
-                         break_long_words=False, break_on_hyphens=False)
-
-
 def defuse(lines: list[str]) -> list[str]:
     """Indent any line that would read as a command at the start of a line, so a
     reply quoted without '>' (Outlook) never sends commands back to the bot."""
@@ -245,88 +238,59 @@ def defuse(lines: list[str]) -> list[str]:
 
 def render(rules: Rules, parsed: ParsedMail, results: list[tuple[CommandLine, Result]],
            unknown: list[CommandLine], summaries: list[str], token: str,
-           expires: float) -> list[str]:
-    first = parsed.from_name.split()[0] if parsed.from_name.split() else ""
-    lines = [f"Hi {first}," if first else "Hi,", ""]
-    n = len(results) + len(unknown)
-    if n:
-        lines += _wrap(f"{rules.bot_name} read {n} command line{'s' if n != 1 else ''} in "
-                       "your mail.")
-    else:
-        lines += _wrap(f"{rules.bot_name} found no command in your mail. Commands go one "
-                       "per line, at the start of the line:")
-        lines += [""] + commands.help_lines(rules.bot_address, rules.commands.max_lines)[2:]
-    for title, status in (("Done", DONE), ("Ignored", IGNORED)):
-        chosen = [(line, r) for line, r in results if r.status == status]
-        if chosen:
-            lines += ["", f"{title}:"]
-            for line, result in chosen:
-                lines += ["", f"> {line.text}"]
-                for text in result.lines:
-                    lines += _wrap(text, "  ")
-    if unknown:
-        lines += ["", "Unknown:"]
-        for line in unknown:
-            lines += ["", f"> {line.text}"]
-            lines += _wrap(f"Unknown command \"{line.word}\"; did you mean \"{line.hint}\"?",
-                           "  ")
-    if token:
-        lines += ["", "Confirmation needed:", ""]
-        lines += _wrap(f"To go ahead and {_join(summaries)}, reply to this mail quoting it "
-                       f"(your reply must carry the token below), or mail "
-                       f"{rules.bot_address} the line")
-        lines += ["", f"    confirm {token}", ""]
-        lines += _wrap(f"The token works once, only from {parsed.from_addr}, until "
-                       f"{when(expires)}. If you did not ask for this, ignore this mail: "
-                       "nothing changes.")
-    if not any(line.name == "help" for line, _ in results):
-        lines += [""] + _wrap(f"Mail \"help\" to {rules.bot_address} for the list of commands.")
-    return defuse(lines)
+           expires: float) -> str:
+    """The reply's text (templates/mail/command_reply.txt), defused."""
+    sections = [(title, [(line.text, result.lines) for line, result in results
+                         if result.status == status])
+                for title, status in (("Done", DONE), ("Ignored", IGNORED))]
+    sections.append(("Unknown", [(line.text, [f"Unknown command \"{line.word}\"; did you mean "
+                                              f"\"{line.hint}\"?"]) for line in unknown]))
+    text = render_mail.render(
+        "command_reply.txt", first_name=render_mail.first_name(parsed.from_name),
+        bot_name=rules.bot_name, bot_address=rules.bot_address,
+        count=len(results) + len(unknown),
+        help=commands.help_lines(rules.bot_address, rules.commands.max_lines)[2:],
+        sections=[(title, chosen) for title, chosen in sections if chosen],
+        token=token, summary=_join(summaries) if summaries else "", sender=parsed.from_addr,
+        expires=when(expires) if token else "",
+        answered_help=any(line.name == "help" for line, _ in results))
+    return "\n".join(defuse(text.split("\n")))
 
 
 def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def notice_lines(rules: Rules, until: float) -> list[str]:
-    n = rules.commands.per_sender_per_hour
-    return ["Hi,", ""] + _wrap(
-        f"{rules.bot_name} answers at most {n} command mails an hour from one address, and "
-        f"yours reached that. Mail you send before {when(until)} is not read and not "
-        "answered; this is the only notice.")
+def notice_text(rules: Rules, until: float) -> str:
+    return render_mail.render("rate_notice.txt", bot_name=rules.bot_name,
+                              limit=rules.commands.per_sender_per_hour, until=when(until))
 
 
-def compose(rules: Rules, parsed: ParsedMail, body: list[str], key: str, token: str = "",
-            counts: tuple[int, int, int] | None = None) -> tuple[EmailMessage, list[str]]:
+def reply(rules: Rules, parsed: ParsedMail, body: str, key: str, token: str = "",
+          counts: tuple[int, int, int] | None = None) -> tuple[EmailMessage, list[str]]:
     """The reply to the sender only (never the list), threaded to the command mail."""
-    msg = EmailMessage()
-    subject = parsed.subject or f"your mail to {rules.bot_name}"
-    # Never the token: a Subject shows in list archives and summaries; the body has it.
-    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    msg["From"] = report.address_header(rules.bot_name, rules.bot_address)
-    to = report.address_header(parsed.from_name, parsed.from_addr)
-    if to is None:  # the handler records this mail as an error, answered never
-        raise ValueError(f"sender address {parsed.from_addr!r} needs SMTPUTF8; not answered")
-    msg["To"] = to
+    to, why = compose.mailbox(parsed.from_name, parsed.from_addr)
+    if to is None:  # handle() stays silent first; the caller records this as an error
+        raise ValueError(f"sender {why}; not answered")
     local, _, domain = rules.bot_address.partition("@")
-    if token and rules.commands.subaddress:
-        msg["Reply-To"] = f"{local}+confirm+{token}@{domain}"
-    report.thread_headers(msg, rules, key, parsed.msgid, list(parsed.references))
-    msg["Auto-Submitted"] = "auto-replied"
+    headers = {}
     if counts is not None:
-        msg["X-bpbot-Commands"] = "done={}, ignored={}, unknown={}".format(*counts)
-    footer = ["", "-- ", f"{rules.bot_name}, the backports patch bot"]
-    msg.set_content(capped("\n".join(body)) + "\n".join(footer) + "\n")
-    return msg, [parsed.from_addr]
+        headers["X-bpbot-Commands"] = "done={}, ignored={}, unknown={}".format(*counts)
+    footer = render_mail.render("footer.txt", bot_name=rules.bot_name, best_effort=False)
+    return compose.compose(rules, compose.Reply(
+        # Never the token in the Subject: a Subject shows in list archives and summaries.
+        subject=parsed.subject or f"your mail to {rules.bot_name}", parent=parsed.msgid,
+        references=list(parsed.references), to=[to], body=capped(body), key=key, footer=footer,
+        auto="auto-replied", headers=headers,
+        reply_to=f"{local}+confirm+{token}@{domain}" if token and rules.commands.subaddress
+        else ""))
 
 
 def capped(text: str, limit: int = MAX_REPLY_BYTES) -> str:
     """The reply text, cut at a line end to fit ``limit`` bytes, saying so."""
     size = len(text.encode("utf-8", "replace"))
     if size <= limit:
-        return text + "\n"
+        return text
     head = text.encode("utf-8", "replace")[:limit - 400].decode("utf-8", "ignore")
     head = head[:head.rfind("\n") + 1] if "\n" in head else head + "\n"
-    note = (f"[This reply was cut: it would have been {size} bytes, and a reply is at most "
-            f"{limit // 1024} KiB. Ask for less at a time, e.g. status <message-id>.]")
-    return head + "\n" + "\n".join(_wrap(note)) + "\n"
+    return head + "\n" + render_mail.render("cut_note.txt", size=size, limit_kib=limit // 1024)

@@ -76,11 +76,10 @@ def answer_pull_requests(state: State, rules: Rules) -> int:
                                references=loads(row["refs"], []), author_name="",
                                author_addr=row["from_addr"], series_subject=row["subject"],
                                revision=1, expected=0)
-        body = ["Hi,", "", f"{rules.bot_name} does not test pull requests, only patch series "
-                "mailed as patches."]
         key = f"pull:{row['msgid']}"
         try:
-            msg, rcpts = report.compose(rules, target, body, key, "NOT TESTED (pull request)")
+            msg, rcpts = report.reply(rules, target, report.render_pull_request(rules), key,
+                                      "NOT TESTED (pull request)")
         except Exception:  # noqa: BLE001 - one bad mail must not stop the others
             log.exception("could not write the pull request notice for %s", row["msgid"])
             continue
@@ -96,7 +95,7 @@ def _answer(state: State, rules: Rules, version: dict, kind: Verdict, transition
     key = f"{kind}:{version['id']}"
     try:
         target = target_for(state, version)
-        msg, rcpts = report.compose(rules, target, render(target), key, verdict_header(kind))
+        msg, rcpts = report.reply(rules, target, render(target), key, verdict_header(kind))
     except Exception:  # noqa: BLE001 - one bad version must not stop the others
         log.exception("could not write the %s notice for version %d", kind, version["id"])
         msg = None

@@ -25,7 +25,11 @@ BACKOFF = [30, 60, 120, 300, 600, 1800, 3600]
 
 def queue(db: sqlite_utils.Database, key: str, kind: str, msg: EmailMessage,
           recipients: list[str], version_id: int | None = None, run_id: int | None = None) -> bool:
-    """Queue inside the caller's transaction. False when ``key`` was queued before."""
+    """Queue inside the caller's transaction. False when ``key`` was queued before,
+    or when there is nobody to send it to (logged)."""
+    if not recipients:
+        log.warning("reply %s has no recipient: not queued", key)
+        return False
     cur = db.conn.execute(
         "INSERT OR IGNORE INTO outbox (key, kind, version_id, run_id, msgid, recipients, raw, state,"
         " next_attempt_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -1,29 +1,29 @@
-"""Report: the reply text and headers. Pure: data in, a message out."""
+"""Report: what a test run, or a version not tested, says to the thread.
+
+Pure: data in, text out. The words and the layout are in the templates
+(bot/reply/templates/mail/report.txt, incomplete.txt, untestable.txt,
+pull_request.txt); this module decides what they show: the verdict line,
+the kernel x step table, the build order, coverage, the errors the base
+does not have, and how to reproduce. ``reply`` addresses the text to the
+thread (bot/reply/compose.py).
+"""
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import textwrap
+import logging
+import re
+import shlex
 from email.message import EmailMessage
 
 from bot.config.rules import Kernel, Rules, expand
 from bot.model import STEP_LABELS, Target, words
+from bot.reply import compose, render
 from bot.testrun import coverage, matrix
-from bot.testrun.build import make_jobs
 from bot.testrun.outcome import FAIL, INFRA_ERROR, NOT_APPLIED, NOT_TESTED, PARTIAL, RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS
 
-WIDTH = 72
-def _wrap(text: str, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
-                         break_long_words=False, break_on_hyphens=False) or [""]
-
-
-def _code(line: str, indent: str = "  ") -> list[str]:
-    """A compiler line or a command, verbatim: wrapping would break grep and copy-paste,
-    so these are the only lines allowed past 72 columns."""
-    return [indent + line.rstrip()]
+log = logging.getLogger(__name__)
+JOBS = "$(nproc)"  # make's -j in reproduce lines: the reader's cores, never the bot host's
 
 
 def _headline(outcome: RunOutcome) -> str:
@@ -64,52 +64,44 @@ def _headline(outcome: RunOutcome) -> str:
 _MARK = words(STEP_LABELS, "cell")
 
 
-def _table(rules: Rules, outcome: RunOutcome) -> list[str]:
+def _table(outcome: RunOutcome) -> list[dict]:
     """The kernel x step table with each kernel's verdict."""
     apply = outcome.step("apply")
     gen = outcome.step("generate")
     builds = {s.kernel: s for s in outcome.steps if s.name == "build"}
-    lines = [f"  {'kernel':<11}{'apply':<7}{'generate':<10}{'build':<9}verdict",
-             "  " + "-" * (WIDTH - 4)]
+    rows = []
     for k in outcome.kernels:
         b = builds.get(k.kernel.name)
-        a_mark = _MARK.get(apply.status, apply.status) if apply else "-"
-        g_mark = _MARK.get(gen.status, gen.status) if gen and b is not None else "-"
-        b_mark = _MARK.get(b.status, b.status) if b else "-"
-        lines.append(f"  {k.kernel.version:<11}{a_mark:<7}{g_mark:<10}{b_mark:<9}{k.line()}")
-    return lines
+        rows.append(dict(
+            version=k.kernel.version,
+            apply=_MARK.get(apply.status, apply.status) if apply else "-",
+            generate=_MARK.get(gen.status, gen.status) if gen and b is not None else "-",
+            build=_MARK.get(b.status, b.status) if b else "-", verdict=k.line()))
+    return rows
 
 
-def _reasons(outcome: RunOutcome) -> list[str]:
-    """The guard analysis orders the builds; it never leaves a kernel out."""
+def _reasons(outcome: RunOutcome) -> list[tuple[str, str]]:
+    """(kernels, why they were built first), kernels with the same reason on one
+    line: the guard analysis orders the builds; it never leaves a kernel out."""
     chosen = [k for k in outcome.kernels if k.why and k.verdict != matrix.NOT_BUILT]
     if outcome.choice is not None:
         order = {k.name: i for i, k in enumerate(outcome.choice.kernels)}
         chosen.sort(key=lambda k: order.get(k.kernel.name, len(order)))
-    if not chosen:
-        return []
-    out = ["", "Build order:"]
+    groups: dict[str, list[str]] = {}  # the same guard names many kernels: one line
     for k in chosen:
-        out += textwrap.wrap(f"built first because {k.why}", WIDTH,
-                             initial_indent=f"  {k.kernel.name:<6}",
-                             subsequent_indent=" " * 8, break_long_words=False,
-                             break_on_hyphens=False)
-    return out
+        groups.setdefault(k.why, []).append(k.kernel.name)
+    return [(", ".join(names), why) for why, names in groups.items()]
 
 
-def _coverage(outcome: RunOutcome) -> list[str]:
-    """Each changed C file or header with the kernels whose build compiled it."""
+def _coverage(outcome: RunOutcome) -> str | list[tuple[str, str]]:
+    """Each changed C file or header with the kernels whose build compiled it;
+    "unknown" when the builds left no dependency files; [] for no section."""
     if outcome.file_coverage is None:
         gen = outcome.step("generate")
         built = [s for s in outcome.steps if s.name == "build" and s.status != SKIPPED]
-        if gen is None or gen.status != SUCCESS or not built:
-            return []
-        return ["", "Coverage: unknown (no dependency files from these builds, e.g. built on",
-                "RQ workers)."]
-    if not outcome.file_coverage:
-        return []
+        return "unknown" if gen is not None and gen.status == SUCCESS and built else []
     total = len(outcome.kernels)
-    out = ["", "Coverage (the kernels whose build compiled each changed file):"]
+    out = []
     for f in outcome.file_coverage:
         if not f.kernels:
             where = coverage.NOT_COMPILED
@@ -117,54 +109,69 @@ def _coverage(outcome: RunOutcome) -> list[str]:
             where = f"all {total} kernels"
         else:
             where = ", ".join(f.kernels)
-        out += _wrap(f"{f.path}: {where}", "  ")
+        out.append((f.path, where))
     return out
 
 
-def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[str]:
-    """The first diagnostics of each broken step; new ones prefixed by '>>'."""
-    out: list[str] = []
+def _failures(outcome: RunOutcome, max_diags: int = 5) -> list[dict]:
+    """The first diagnostics of each broken step, new ones first (marked '>>')."""
+    out: list[dict] = []
     verdicts = {k.kernel.name: k for k in outcome.kernels}
+    changed = outcome.choice.paths if outcome.choice is not None else []
     for s in outcome.steps:
         if s.name == "apply" or not s.broken:
             continue
         kernel = verdicts.get(s.kernel)
         if kernel is not None and kernel.verdict == matrix.BASE_FAILS:
             continue  # not the series' fault; the table says so
-        where = f"{s.name} on {s.kernel}" if s.kernel else s.name
         errors = s.errors or s.diagnostics
         unique = list({(d.location(), d.text): d for d in errors}.values())
         unique.sort(key=lambda d: not d.new)
-        out += ["", f"{where}: {s.detail} (new ones prefixed by >>)" if unique
-                else f"{where}: {s.detail}"]
-        for d in unique[:max_diags]:
-            mark = ">> " if d.new else "   "
-            out.append(f"{mark}{d.location()}: {d.severity}: {d.text}")
-            out += [f"   {ctx}" for ctx in d.context[:3]]
-        if len(unique) > max_diags:
-            out.append(f"   ... and {len(unique) - max_diags} more in the log")
-        if not errors:
-            out += [f"  {line}" for line in s.tail]
+        out.append(dict(
+            where=f"{s.name} on {s.kernel}" if s.kernel else s.name, detail=s.detail,
+            diagnostics=[dict(new=d.new, text=f"{d.location()}: {d.severity}: {d.text}",
+                              context=d.context[:3], notes=d.notes,
+                              tree=_tree_path(d.file, changed))
+                         for d in unique[:max_diags]],
+            more=max(0, len(unique) - max_diags), tail=[] if errors else s.tail))
     return out
 
 
-def _reproduce(rules: Rules, outcome: RunOutcome) -> list[str]:
+_DEBIAN_HEADERS = re.compile(r"/usr/src/(linux-headers-[\w.+~-]+)")
+_CKMAKE = re.compile(r"(.+)/lib/modules/[^/]+/build")
+
+
+def _kernel_source(kernel: Kernel) -> dict:
+    """How a reader gets the kernel a reproduce line builds on: Debian's header
+    package, a ckmake-style dir that `bpbot kernels add` makes, or a prepared tree."""
+    path = str(kernel.path)
+    debian = _DEBIAN_HEADERS.fullmatch(path)
+    ckmake = _CKMAKE.fullmatch(path)
+    return dict(name=kernel.name, version=kernel.version, path=path,
+                package=debian.group(1) if debian else "", kdir=ckmake.group(1) if ckmake else "")
+
+
+def _tree_path(package_path: str, changed: list[str]) -> str:
+    """The tree's path of a file the compiler names by its package path (gentree
+    copies backport/backport-include/x.h to backport-include/x.h): the changed
+    file it comes from, when that is not the same path; '' otherwise."""
+    suffix = "/" + package_path.lstrip("./")
+    found = [c for c in changed if c.endswith(suffix)]
+    return found[0] if len(found) == 1 else ""
+
+
+def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
+    """The commands that redo the run in a clone: fetch the series, apply it,
+    generate, and build on the broken kernels (else the first one built)."""
     broken = [k.kernel for k in outcome.kernels if k.verdict == matrix.FAIL]
     built = [k.kernel for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
-    kernels = broken or built[:1]
     applied = outcome.verdict != NOT_APPLIED
-    tree = rules.tree_url or str(rules.tree_path)
-    lines = [f"git clone {tree} backports && cd backports",
-             f"git checkout {outcome.base_commit[:12]}",
-             f"git am -3 {outcome.mbox_name}   # this series, e.g. from: b4 mbox <message-id>"]
-    if applied:
-        lines += command_lines(rules)
-        for k in kernels:
-            lines += command_lines(rules, k)
-    out = []
-    for line in lines:
-        out.extend(_code(line))
-    return out
+    return dict(
+        tree=rules.tree_url or str(rules.tree_path), base=outcome.base_commit[:12],
+        mbox=outcome.mbox_name, msgid=shlex.quote(target.msgid), revision=target.revision,
+        generate=command_lines(rules) if applied else [],
+        kernels=[dict(_kernel_source(k), commands=command_lines(rules, k))
+                 for k in (broken or built[:1])] if applied else [])
 
 
 def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
@@ -177,119 +184,64 @@ def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
     return [" ".join(expand(command, dict(
         output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=kernel.path,
         kernel_version=kernel.version, kernel_name=kernel.name, build_dir=f"../build-{kernel.name}",
-        jobs=make_jobs(rules), python="python3"))) for command in rules.build_commands]
+        jobs=JOBS, python="python3"))) for command in rules.build_commands]
 
 
-def _greeting(target: Target) -> list[str]:
-    first = (target.author_name or "").split()[0] if target.author_name else ""
-    return [f"Hi {first}," if first else "Hi,", ""]
+def _series(target: Target) -> dict:
+    return dict(first_name=render.first_name(target.author_name),
+                series_subject=target.series_subject, revision=target.revision,
+                expected=target.expected, notes=target.notes)
 
 
-def _series_line(target: Target) -> str:
-    n = target.expected
-    return (f'bpbot tested "{target.series_subject}" (v{target.revision}, '
-            f'{n} patch{"es" if n != 1 else ""}).')
-
-
-def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> list[str]:
-    lines = _greeting(target) + _wrap(_series_line(target)) + [""]
-    lines += _wrap("Verdict: " + _headline(outcome))
-    lines += _wrap(f"Base: {outcome.base_ref} at {outcome.base_commit[:12]} "
-                   f"({outcome.base_reason})")
-    if outcome.since_previous:
-        lines += _wrap("Since the last version: " + "; ".join(outcome.since_previous) + ".")
-    lines += ["", *_table(rules, outcome)]
-    lines += _reasons(outcome)
-    lines += _coverage(outcome)
+def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
     apply = outcome.step("apply")
-    if apply is not None and apply.status == FAILED and apply.tail:
-        lines += [""] + _wrap(apply.tail[0]) + [""] + _wrap(apply.tail[1])
-        for line in apply.tail[2:]:
-            lines.extend(_code(line))
-    fails = _failures(outcome)
-    if fails:
-        blamed = any(k.verdict == matrix.FAIL for k in outcome.kernels)
-        lines += [""] + (_wrap("Errors the base does not have are marked >>; only those are "
-                               "blamed on the series.") if blamed else ["Errors:"]) + fails
-    lines += _notes(target)
-    lines += ["", "To reproduce:"] + _reproduce(rules, outcome)
-    if rules.web_url and outcome.run_id:
-        lines += ["", f"Full logs: {rules.web_url.rstrip('/')}/runs/{outcome.run_id}"]
-    return lines
+    failures = _failures(outcome)
+    return render.render(
+        "report.txt", **_series(target), headline=_headline(outcome),
+        base=f"{outcome.base_ref} at {outcome.base_commit[:12]} ({outcome.base_reason})",
+        since_previous=outcome.since_previous, table=_table(outcome),
+        reasons=_reasons(outcome), coverage=_coverage(outcome),
+        apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
+        failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),
+        reproduce=_reproduce(rules, target, outcome),
+        compiler=outcome.compiler, upstream_version=outcome.upstream_version,
+        logs_url=f"{rules.web_url.rstrip('/')}/runs/{outcome.run_id}"
+        if rules.web_url and outcome.run_id else "")
 
 
-def render_incomplete(rules: Rules, target: Target, grace: str) -> list[str]:
-    got = ", ".join(str(n) for n in target.present) or "none"
-    missing = ", ".join(str(n) for n in range(1, target.expected + 1) if n not in target.present)
-    lines = _greeting(target) + _wrap(f'bpbot did not test "{target.series_subject}" '
-                                      f"(v{target.revision}): the series is incomplete.") + [""]
-    lines += _wrap(f"Verdict: NOT TESTED: incomplete series: missing {missing} of "
-                   f"{target.expected}; got {got}.")
-    lines += [""] + _wrap(
-        f"The missing patches did not arrive within {grace}. If they were lost, "
-        "please resend the whole series (with a new version number if it changed); "
-        "the bot tests it as soon as every patch is there.")
-    return lines + _notes(target)
+def render_incomplete(rules: Rules, target: Target, grace: str) -> str:
+    missing = [n for n in range(1, target.expected + 1) if n not in target.present]
+    return render.render("incomplete.txt", **_series(target), present=target.present,
+                         missing=missing, grace=grace)
 
 
-def _notes(target: Target) -> list[str]:
-    return [line for note in target.notes for line in ["", *_wrap("Note: " + note[:1].upper()
-                                                                   + note[1:] + ".")]]
+def render_untestable(rules: Rules, target: Target, problem: str) -> str:
+    return render.render("untestable.txt", **_series(target), problem=problem)
 
 
-def render_untestable(rules: Rules, target: Target, problem: str) -> list[str]:
-    lines = _greeting(target) + _wrap(_series_line(target)) + [""]
-    lines += _wrap("Verdict: NOT TESTED: the series could not be prepared for git am.")
-    lines += [""] + _wrap(problem)
-    return lines + _notes(target)
+def render_pull_request(rules: Rules) -> str:
+    return render.render("pull_request.txt", bot_name=rules.bot_name)
 
 
-def address_header(name: str, addr: str) -> str | None:
-    """'Name <addr>' for a header, the name RFC 2047-encoded when needed; None
-    for an address that cannot be written without SMTPUTF8 (a non-ASCII local part)."""
-    if not addr or not addr.isascii() or "\n" in addr or "\r" in addr:
-        return None
-    try:
-        return email.utils.formataddr((name or "", addr), charset="utf-8")
-    except (UnicodeError, ValueError):
-        return addr
-
-
-def thread_headers(msg: EmailMessage, rules: Rules, key: str, parent: str,
-                   references: list[str]) -> None:
-    """Date, a Message-ID made from the outbox key (stable across restarts),
-    In-Reply-To and References to ``parent``, and our X-Loop."""
-    msg["Date"] = email.utils.formatdate(localtime=False)
-    domain = rules.bot_address.split("@", 1)[1]
-    msg["Message-ID"] = f"<bpbot-{hashlib.sha1(key.encode()).hexdigest()[:16]}@{domain}>"
-    msg["In-Reply-To"] = f"<{parent}>"
-    refs = [r for r in references if r != parent] + [parent]
-    msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
-    msg["X-Loop"] = rules.loop_id
-
-
-def compose(rules: Rules, target: Target, body: list[str], key: str,
-            verdict_word: str) -> tuple[EmailMessage, list[str]]:
-    """The reply as a message, and its envelope recipients."""
-    footer = ["", "-- ", *_wrap(f"{rules.bot_name}, the backports patch bot. Testing is done by "
-                                 "a robot and is best-effort only.")]
-    msg = EmailMessage()
-    subject = target.subject
-    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    msg["From"] = address_header(rules.bot_name, rules.bot_address)
+def reply(rules: Rules, target: Target, body: str, key: str,
+          verdict_word: str) -> tuple[EmailMessage, list[str]]:
+    """The text as a reply in the thread: to the author (when the rules say so and
+    the address can be mailed), Cc the list; and its envelope recipients."""
     to, cc = [], []
-    author = address_header(target.author_name, target.author_addr)
-    if rules.reply_to_author and author:
-        to.append(author)
+    if rules.reply_to_author:
+        author, why = compose.mailbox(target.author_name, target.author_addr)
+        if author is not None:
+            to.append(author)
+        else:
+            log.warning("reply %s to %s: not mailed to the author: %s", key, target.msgid, why)
     if rules.reply_cc_list and rules.list_address:
-        (cc if to else to).append(rules.list_address)
-    if to:
-        msg["To"] = ", ".join(to)
-    if cc:
-        msg["Cc"] = ", ".join(cc)
-    thread_headers(msg, rules, key, target.msgid, target.references)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-bpbot-Verdict"] = verdict_word
-    msg.set_content("\n".join(body + footer) + "\n")
-    recipients = [a for _, a in email.utils.getaddresses(to + cc) if a]
-    return msg, recipients
+        listbox, _ = compose.mailbox("", rules.list_address)
+        if listbox is not None:
+            (cc if to else to).append(listbox)
+    if not to:
+        log.warning("reply %s to %s has nobody to go to", key, target.msgid)
+    footer = render.render("footer.txt", bot_name=rules.bot_name, best_effort=True)
+    return compose.compose(rules, compose.Reply(
+        subject=target.subject, parent=target.msgid, references=target.references, to=to,
+        cc=cc, body=body, key=key, footer=footer, auto="auto-generated",
+        headers={"X-bpbot-Verdict": verdict_word}))

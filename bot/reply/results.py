@@ -54,7 +54,7 @@ def finish(state: State, rules: Rules, version: dict, run_id: int, run_dir: Path
     target = notices.target_for(state, version)
     body = report.render_run(rules, target, outcome)
     key = f"report:{version['id']}:{run_id}"
-    msg, rcpts = report.compose(rules, target, body, key, verdict_header(outcome.verdict))
+    msg, rcpts = report.reply(rules, target, body, key, verdict_header(outcome.verdict))
     with state.tx() as db:
         store.finish(db, version["id"], run_id, outcome, str(run_dir), final_reason)
         outbox.queue(db, key, "report", msg, rcpts, version_id=version["id"], run_id=run_id)

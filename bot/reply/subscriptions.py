@@ -10,19 +10,16 @@ and sent through the same outbox.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import email.utils
 import fnmatch
 import logging
-import textwrap
 from email.message import EmailMessage
 
 import sqlite_utils
 
 from bot.config.rules import Rules
 from bot.ingest.lists import ListRule
-from bot.reply import outbox
+from bot.reply import compose, outbox, render
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +87,12 @@ def queue_copies(db: sqlite_utils.Database, rules: Rules, version: dict, msg: Em
     for address, (glob, hits) in matching(db, paths).items():
         if address in already or lists.is_list_address(address):
             continue
-        copy = copy_message(rules, msg, address, glob, hits)
+        try:
+            copy = copy_message(rules, msg, address, glob, hits)
+        except ValueError as exc:
+            log.warning("no copy of the report on version %d for %r: %s", version["id"],
+                        address, exc)
+            continue
         key = f"copy:{version['id']}:{run_id}:{address}"
         if outbox.queue(db, key, "copy", copy, [address], version_id=version["id"],
                         run_id=run_id):
@@ -104,19 +106,12 @@ def queue_copies(db: sqlite_utils.Database, rules: Rules, version: dict, msg: Em
 def copy_message(rules: Rules, msg: EmailMessage, address: str, glob: str,
                  hits: list[str]) -> EmailMessage:
     """The report as sent to the thread, addressed to one subscriber, with a footer
-    saying why it came and how to stop it. The Message-ID stays the same, so a
-    subscriber who also reads the list sees it once."""
-    copy = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
-    del copy["To"]
-    del copy["Cc"]
-    copy["To"] = address
-    copy["List-Unsubscribe"] = f"<mailto:{rules.bot_address}?subject=unsubscribe>"
-    copy["X-bpbot-Copy-For"] = glob
-    why = ("every report" if glob == "*" else
-           f"reports on series touching {glob} (here: {', '.join(hits[:3])}"
-           f"{', ...' if len(hits) > 3 else ''})")
-    note = textwrap.wrap(f"You get this copy because you subscribed to {why}. To stop, mail "
-                         f"{rules.bot_address} the line", 72) + ["", f"  unsubscribe {glob}"]
-    body = copy.get_content().rstrip("\n")
-    copy.set_content(body + "\n\n" + "\n".join(note) + "\n")
-    return copy
+    saying why it came and how to stop it (templates/mail/copy_note.txt). The
+    Message-ID stays the same, so a subscriber who also reads the list sees it once."""
+    to, why = compose.mailbox("", address)
+    if to is None:
+        raise ValueError(f"subscriber {why}")
+    note = render.render("copy_note.txt", glob=glob, hits=hits, bot_address=rules.bot_address)
+    return compose.readdress(msg, to, {
+        "List-Unsubscribe": f"<mailto:{rules.bot_address}?subject=unsubscribe>",
+        "X-bpbot-Copy-For": glob}, note)

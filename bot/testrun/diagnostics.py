@@ -9,14 +9,13 @@ _DIAG = re.compile(
     r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*"
     r"(?P<severity>fatal error|error|warning):\s*(?P<text>.*)$"
 )
+# gcc's "note:" after an error, e.g. where the previous definition is (in a kernel header)
+_NOTE = re.compile(r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*note:\s*(?P<text>.*)$")
+MAX_NOTES = 2
 # gcc's source excerpt lines: "   12 |   foo();" and "      |   ^~~"
 _CONTEXT = re.compile(r"^\s*(\d+)? \| ")
-# gcc's notes that explain the diagnostic before them (often in a kernel header:
-# "previous definition of 'x' was here"): kept with it, with their excerpts.
-_NOTE = re.compile(r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*note:\s*(?P<text>.*)$")
 # gcc's include chain printed before a note in another file: passed over.
 _INCLUDED = re.compile(r"^(?:In file included from |\s+from )\S+[:,]$")
-MAX_CONTEXT = 8
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 # Lines that explain a failure: make's "***", git's "fatal:"/"error:", a
 # Python exception's last line, gentree's "Failed to apply", a missing file.
@@ -36,6 +35,7 @@ class Diagnostic:
     severity: str  # error, warning
     text: str
     context: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # gcc's "note:" lines that follow it
     new: bool = True  # False when the base has the same diagnostic
 
     def location(self) -> str:
@@ -52,8 +52,8 @@ class Diagnostic:
 
     @classmethod
     def from_dict(cls, data: dict) -> Diagnostic:
-        known = {k: data[k] for k in ("file", "line", "col", "severity", "text", "context", "new")
-                 if k in data}
+        known = {k: data[k] for k in ("file", "line", "col", "severity", "text", "context",
+                                      "notes", "new") if k in data}
         return cls(**known)
 
 
@@ -73,6 +73,7 @@ def mark_new(series: list[Diagnostic], base: list[Diagnostic]) -> None:
 def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     current: Diagnostic | None = None
+    in_note = False  # a note's own source excerpt is not the error's
     for raw_line in log.splitlines():
         match = _DIAG.match(raw_line)
         if match:
@@ -81,18 +82,22 @@ def parse(log: str, strip_prefixes: tuple[str, ...] = (), limit: int = 200) -> l
                 file=_relative(match["file"], strip_prefixes), line=int(match["line"]),
                 col=int(match["col"] or 0), severity=severity, text=match["text"].strip(),
             )
+            in_note = False
             if len(out) < limit:
                 out.append(current)
             continue
         note = _NOTE.match(raw_line) if current is not None else None
-        if note and len(current.context) < MAX_CONTEXT:
-            where = f"{_relative(note['file'], strip_prefixes)}:{note['line']}" + (
-                f":{note['col']}" if note["col"] else "")
-            current.context.append(f"{where}: note: {note['text'].strip()}")
-        elif current is not None and _CONTEXT.match(raw_line) and len(current.context) < MAX_CONTEXT:
-            current.context.append(raw_line.rstrip())
-        elif not note and not _INCLUDED.match(raw_line):
-            current = None
+        if note:
+            in_note = True
+            if len(current.notes) < MAX_NOTES:
+                col = f":{note['col']}" if note["col"] else ""
+                current.notes.append(f"{_relative(note['file'], strip_prefixes)}:{note['line']}"
+                                     f"{col}: note: {note['text'].strip()}")
+        elif current is not None and _CONTEXT.match(raw_line):
+            if not in_note and len(current.context) < 4:
+                current.context.append(raw_line.rstrip())
+        elif not _INCLUDED.match(raw_line):
+            current, in_note = None, False
     return out
 
 

@@ -29,6 +29,8 @@ class RunOutcome:
     since_previous: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     untested: str = ""  # set when nothing could be tested, e.g. "already applied in the base"
+    compiler: str = ""  # the compiler's version line, when known (bot/testrun/toolchain.py)
+    upstream_version: str = ""  # the upstream source generated from, e.g. "v6.1.192"
     # Per changed C file or header, the kernels that compiled it; None: unknown.
     file_coverage: list[coverage.FileCoverage] | None = None
 

@@ -25,7 +25,17 @@ from bot.sandbox import git
 from bot.sandbox.bwrap import Sandbox
 from bot.series import diffinfo, tracker
 from bot.state import State, loads, now
-from bot.testrun import apply, baseline, coverage, diskguard, executor, generate, matrix, subset
+from bot.testrun import (
+    apply,
+    baseline,
+    coverage,
+    diskguard,
+    executor,
+    generate,
+    matrix,
+    subset,
+    toolchain,
+)
 from bot.testrun.outcome import RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
@@ -280,6 +290,7 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         outcome.timings["baseline"] = time.monotonic() - clock
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
+        outcome.compiler, outcome.upstream_version = toolchain.describe(rules)
         builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
         outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]

@@ -42,8 +42,8 @@ from bot.errors import ConfigError
 from bot.reply import report
 from bot.state import State
 from bot.store import views as store_views
+from bot.web import html as web_html
 from bot.web import server as web_server
-from bot.web import templates as web_templates
 
 log = logging.getLogger(__name__)
 INLINE_LOG_CAP = 64 * 1024      # bytes of a log shown on a series page (head and tail)
@@ -217,7 +217,7 @@ class StatusApp:
         limit = _int(query, "limit", DEFAULT_LIMIT)
         rows = self.redact.data(status.rows(self.state))  # a reason may name a path
         recent = list(reversed(rows))[:limit]
-        html = web_templates.index(recent, self.kernel_names(recent),
+        html = web_html.index(recent, self.kernel_names(recent),
                                    self.redact.data(status.queue(self.state)), self._health(),
                                    len(rows))
         return Response(200, html.encode())
@@ -237,7 +237,7 @@ class StatusApp:
             path = log_file(self.log_root, row["log_path"])
             if path is not None:
                 base_logs[kernel] = self.redact.log(read_log(path, INLINE_LOG_CAP))
-        html = web_templates.version_page(self.redact.data(detail), logs, base_logs,
+        html = web_html.version_page(self.redact.data(detail), logs, base_logs,
                                           self.clock())
         return Response(200, html.encode())
 
@@ -311,15 +311,12 @@ def _json(data: object, code: int = 200) -> Response:
 def _no_database(path: str) -> Response:
     if path.startswith("/api/"):
         return _json({"error": NO_DATABASE, "ok": False}, 503)
-    return Response(503, web_templates.page("No data yet", f"<h1>No data yet</h1><p>"
-                                            f"{web_templates.h(NO_DATABASE)}</p>",
-                                            time.time()).encode())
+    return Response(503, web_html.message("No data yet", NO_DATABASE, time.time()).encode())
 
 
 def _not_found(text: str, content_type: str = "text/html; charset=utf-8") -> Response:
     if content_type.startswith("text/html"):
-        return Response(404, web_templates.page("Not found", f"<h1>Not found</h1><p>"
-                                                f"{web_templates.h(text)}</p>", time.time()).encode())
+        return Response(404, web_html.message("Not found", text, time.time()).encode())
     return Response(404, (text + "\n").encode(), content_type)
 
 
