@@ -26,10 +26,23 @@ Tests using either fixture are marked ``integration`` automatically, so
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# `bpbot check` keeps a cache under $XDG_CACHE_HOME (bot/check_cache.py): each
+# test run gets its own, so a user's cache (or another checkout's, with other
+# migrations) never changes a result. Subprocesses inherit it.
+_TEST_CACHE = tempfile.mkdtemp(prefix="bpbot-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from bot.sandbox.cleanup import remove_tree  # also what a build left without write modes
+    remove_tree(Path(_TEST_CACHE))
 
 # Make tests/servers.py importable as `servers` whether or not tests/ is a
 # package (with rootdir-relative or package imports alike).
