@@ -198,12 +198,14 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
     failures = _failures(outcome)
     return render.render(
         "report.txt", **_series(target), headline=_headline(outcome),
-        base=f"{outcome.base_ref} at {outcome.base_commit[:12]} ({outcome.base_reason})",
+        base=f"{outcome.base_ref} at {outcome.base_commit[:12]} ({outcome.base_reason})"
+        if outcome.base_commit else "",
         since_previous=outcome.since_previous, table=_table(outcome),
         reasons=_reasons(outcome), coverage=_coverage(outcome),
         apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
         failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),
-        reproduce=_reproduce(rules, target, outcome),
+        # Nothing to redo when the run stopped before it chose a base.
+        reproduce=_reproduce(rules, target, outcome) if outcome.base_commit else None,
         compiler=outcome.compiler, upstream_version=outcome.upstream_version,
         logs_url=f"{rules.web_url.rstrip('/')}/runs/{outcome.run_id}"
         if rules.web_url and outcome.run_id else "")
