@@ -120,6 +120,11 @@ class Rules:
     # [subset] max_kernels: build at most this many kernels per series (0: all);
     # the verdict of a cut run is partial, naming the kernels not built.
     subset_max_kernels: int = 0
+    # [generate] verbatim: (tree glob, package dir) pairs the generator copies
+    # unchanged; a series touching only those is not generated (bot/testrun/verbatim.py).
+    generate_verbatim: tuple[tuple[str, str], ...] = ()
+    # [build] reuse: series builds start from the base's warm build trees (bot/testrun/warm.py).
+    build_reuse: bool = True
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -186,7 +191,8 @@ def parse(data: dict, file: str, base: Path) -> Rules:
 
     gen = top.table("generate", required=True)
     rules_kw.update(generate_commands=gen.commands("command"),
-                    generate_timeout=gen.duration("timeout", 600))
+                    generate_timeout=gen.duration("timeout", 600),
+                    generate_verbatim=_verbatim(gen))
     gen.done()
 
     build = top.table("build", required=True)
@@ -198,6 +204,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         sandbox=build.get("sandbox", str, "bwrap"),
         ccache=build.get("ccache", bool, True),
         executor=build.get("executor", str, "local"),
+        build_reuse=build.get("reuse", bool, True),
     )
     if rules_kw["executor"] not in ("local", "rq"):
         raise build.fail("executor", f"must be \"local\" or \"rq\", not {rules_kw['executor']!r}")
@@ -239,6 +246,21 @@ def parse(data: dict, file: str, base: Path) -> Rules:
     rules_kw["web_listen"] = _web(top.table("web"))
     top.done()
     return Rules(file=file, base_dir=base, **rules_kw)
+
+
+def _verbatim(gen: _Table) -> tuple[tuple[str, str], ...]:
+    """[generate] verbatim = ["backport/compat/*.[ch] -> compat/", ...]: tree files
+    (a glob, ``**`` for any depth) the generator copies unchanged into a package dir."""
+    out = []
+    for i, entry in enumerate(gen.get("verbatim", list, [])):
+        glob, sep, dest = entry.partition(" -> ") if isinstance(entry, str) else ("", "", "")
+        glob, dest = glob.strip(), dest.strip()
+        if not sep or not glob or not dest.endswith("/") or glob.startswith("/") \
+                or ".." in glob.split("/") + dest.split("/"):
+            raise gen.fail("verbatim", f"entry {i} must read \"<tree glob> -> <package dir>/\""
+                                       f" (relative paths), not {entry!r}")
+        out.append((glob, "" if dest == "./" else dest))
+    return tuple(out)
 
 
 def _source(src: _Table, base: Path) -> Source:

@@ -23,7 +23,7 @@ from bot.sandbox import git
 from bot.sandbox.bwrap import Sandbox
 from bot.series import diffinfo, tracker
 from bot.state import State, loads, now
-from bot.testrun import apply, baseline, coverage, diskguard, executor, generate, matrix, subset
+from bot.testrun import apply, baseline, coverage, diskguard, executor, incremental, matrix, subset
 from bot.testrun.outcome import RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
@@ -284,7 +284,8 @@ def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
     say("generate")
     # The generator writes anywhere in out's parent (its own dir).
     watch = diskguard.DiskWatch((paths.out.parent, paths.build), rules.run_disk)
-    gen = generate.generate(rules, sandbox, paths.src, paths.out, logs / "generate.log", watch)
+    gen, prepare = incremental.generate_series(rules, sandbox, outcome.base_commit, paths,
+                                               logs / "generate.log", watch)
     outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
     if gen.status != SUCCESS:
@@ -292,7 +293,8 @@ def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
                                    detail=f"generation {gen.status}") for k in kernels}
     say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time")
     clock = time.monotonic()
-    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say, watch=watch)
+    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say,
+                               watch=watch, prepare=prepare)
     outcome.timings["build"] = time.monotonic() - clock
     return {s.kernel: s for s in steps}
 
