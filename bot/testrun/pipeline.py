@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import resource
 import sqlite3
 import threading
 import time
@@ -252,17 +253,27 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         outcome.steps.append(StepResult("generate", SKIPPED, detail="no kernel to build on"))
     else:
         say(f"kernels, in build order: {', '.join(k.name for k in present)}")
-        clock = time.monotonic()
+        clock, cpu = time.monotonic(), cpu_seconds()
         base_results = baseline.ensure(state, rules, sandbox, base, present, paths, say)
         outcome.timings["baseline"] = time.monotonic() - clock
+        outcome.timings["baseline_cpu"] = cpu_seconds() - cpu
+        cpu = cpu_seconds()
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
         builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
+        outcome.timings["series_cpu"] = cpu_seconds() - cpu
         outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
     outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
                                     base_results.get(k.name)) for k in rules.kernels]
     return outcome
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the generator, builds):
+    a run's cost, as bench/verdicts.py compares it."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
