@@ -255,7 +255,7 @@ def _verbatim(gen: _Table) -> tuple[tuple[str, str], ...]:
     for i, entry in enumerate(gen.get("verbatim", list, [])):
         glob, sep, dest = entry.partition(" -> ") if isinstance(entry, str) else ("", "", "")
         glob, dest = glob.strip(), dest.strip()
-        if not sep or not glob or not dest.endswith("/") or glob.startswith("/") \
+        if not sep or not glob or not dest.endswith("/") or "/" in (glob[0], dest[0]) \
                 or ".." in glob.split("/") + dest.split("/"):
             raise gen.fail("verbatim", f"entry {i} must read \"<tree glob> -> <package dir>/\""
                                        f" (relative paths), not {entry!r}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config.rules import Kernel, Rules
@@ -34,11 +35,20 @@ def changed_paths(tree: Path, base_commit: str) -> list[str] | None:
     return [p for p in res.output.split("\0") if p] if res.ok else None
 
 
+@dataclass
+class Plan:
+    """How the series' builds start: ``prepare`` restores a kernel's warm tree
+    (None: every build from scratch); ``untouched`` kernels need no build at all
+    (nothing they compile changed: their result is the base's)."""
+
+    prepare: Prepare | None = None
+    untouched: set[str] = field(default_factory=set)
+
+
 def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: baseline.WorkPaths,
-                    log_file: Path, watch: Callable[[], str] | None
-                    ) -> tuple[StepResult, Prepare | None]:
-    """The series' package at ``paths.out`` and how its builds start (a Prepare
-    that restores the warm tree, or None: from scratch)."""
+                    log_file: Path, watch: Callable[[], str] | None,
+                    kernels: list[Kernel]) -> tuple[StepResult, Plan]:
+    """The series' package at ``paths.out`` and the plan of its builds."""
     pkg = None
     if rules.build_reuse and rules.executor == "local":
         pkg = warm.package(rules, baseline.package_key(rules, base_commit))
@@ -46,15 +56,23 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     if gen is None:
         gen = generate.generate(rules, sandbox, paths.src, paths.out, log_file, watch)
     if gen.status != SUCCESS or pkg is None:
-        return gen, None
+        return gen, Plan()
     diff = warm.align(pkg.path, paths.out)
     if build_system := warm.needs_clean(diff):
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
-        return gen, None
+        return gen, Plan()
     log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
              ", ".join(diff.all[:8]) or "none")
-    return gen, _restorer(rules, base_commit, paths.out)
+    untouched = set()
+    for k in kernels:
+        found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, k))
+        if found is not None and warm.untouched(found[1], diff):
+            untouched.add(k.name)
+    if untouched:
+        log.info("nothing compiled on %s depends on the changed files: the base's result",
+                 ", ".join(sorted(untouched)))
+    return gen, Plan(_restorer(rules, base_commit, paths.out), untouched)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,

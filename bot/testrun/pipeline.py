@@ -25,6 +25,7 @@ from bot.sandbox.bwrap import Sandbox
 from bot.series import diffinfo, tracker
 from bot.state import State, loads, now
 from bot.testrun import apply, baseline, coverage, diskguard, executor, incremental, matrix, subset
+from bot.testrun.diagnostics import Diagnostic
 from bot.testrun.outcome import RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
@@ -260,7 +261,8 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         cpu = cpu_seconds()
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
-        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
+        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say,
+                                          base_results))
         outcome.timings["series_cpu"] = cpu_seconds() - cpu
         outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
@@ -291,23 +293,38 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
 
 def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
                         paths: baseline.WorkPaths, logs: Path, outcome: RunOutcome,
-                        say: Progress) -> dict[str, StepResult]:
+                        say: Progress, base: dict[str, baseline.BaseResult]
+                        ) -> dict[str, StepResult]:
     say("generate")
     # The generator writes anywhere in out's parent (its own dir).
     watch = diskguard.DiskWatch((paths.out.parent, paths.build), rules.run_disk)
-    gen, prepare = incremental.generate_series(rules, sandbox, outcome.base_commit, paths,
-                                               logs / "generate.log", watch)
+    gen, plan = incremental.generate_series(rules, sandbox, outcome.base_commit, paths,
+                                            logs / "generate.log", watch, kernels)
     outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
     if gen.status != SUCCESS:
         return {k.name: StepResult("build", SKIPPED, kernel=k.name,
                                    detail=f"generation {gen.status}") for k in kernels}
-    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time")
+    # A kernel on which nothing compiled depends on the change has the base's result.
+    same = {k.name: _as_base(base[k.name]) for k in kernels
+            if k.name in plan.untouched and k.name in base and not base[k.name].broken}
+    kernels = [k for k in kernels if k.name not in same]
+    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time"
+        + (f"; as the base on {', '.join(same)}" if same else ""))
     clock = time.monotonic()
     steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say,
-                               watch=watch, prepare=prepare)
+                               watch=watch, prepare=plan.prepare)
     outcome.timings["build"] = time.monotonic() - clock
-    return {s.kernel: s for s in steps}
+    return {**same, **{s.kernel: s for s in steps}}
+
+
+UNTOUCHED = "as the base: nothing it compiles changed"
+
+
+def _as_base(base: baseline.BaseResult) -> StepResult:
+    return StepResult("build", SUCCESS, kernel=base.kernel, detail=UNTOUCHED,
+                      diagnostics=[Diagnostic.from_dict(d.to_dict()) for d in base.diagnostics],
+                      log_path=base.log_path)
 
 
 def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bot.config.rules import Kernel, Rules
 from bot.sandbox import cleanup
+from bot.testrun import coverage
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ def save_package(rules: Rules, key: str, base_commit: str, output: Path,
 def save_build(rules: Rules, key: str, base_commit: str, kernel: Kernel, build_dir: Path,
                output: Path) -> None:
     top = root(rules) / f"build-{key[:24]}"
-    _snapshot(build_dir, top, "build", dict(built_at=str(build_dir), package=str(output),
-                                   base=base_commit, kernel=kernel.name))
+    depends = coverage.compiled(build_dir, output)
+    _snapshot(build_dir, top, "build", dict(
+        built_at=str(build_dir), package=str(output), base=base_commit, kernel=kernel.name,
+        depends=sorted(depends) if depends is not None else None))
 
 
 def _prune(rules: Rules) -> None:
@@ -154,6 +157,14 @@ def align(base: Path, output: Path) -> Diff:
             diff.changed.append(rel)
             os.utime(path)
     return diff
+
+
+def untouched(meta: dict, diff: Diff) -> bool:
+    """No object of this warm build depends on a changed file, and no file came or
+    went: make would rebuild nothing (its dependency list is known)."""
+    depends = meta.get("depends")
+    return depends is not None and not diff.added and not diff.removed \
+        and not set(diff.changed) & set(depends)
 
 
 def needs_clean(diff: Diff) -> list[str]:
