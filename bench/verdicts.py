@@ -91,6 +91,13 @@ class Case:
     tag: str = ""          # subject tag: "[PATCH broken]" -> the broken base branch
     needs_build: bool = True
 
+    @property
+    def kind(self) -> str:
+        """The class, from the name: s003-hex-breaks-4.4 -> hex."""
+        rest = self.name.split("-", 1)[1]
+        return "base-fails" if rest.startswith("on-broken-base") else \
+            rest.split("-breaks-")[0]
+
 
 def corpus(n: int, seed: int) -> list[Case]:
     rnd = random.Random(seed)
@@ -162,8 +169,8 @@ def run(rules, state: State, raw: bytes):
     version = pipeline.next_ready(state)
     start = time.monotonic()
     outcome = results.run_version(state, rules, sandbox.for_rules(rules), version)
-    cpu = outcome.timings.get("baseline_cpu", 0.0) + outcome.timings.get("series_cpu", 0.0)
-    return outcome, time.monotonic() - start, cpu
+    return (outcome, time.monotonic() - start, outcome.timings.get("series_cpu", 0.0),
+            outcome.timings.get("baseline_cpu", 0.0))
 
 
 def share_bases(source: State, target: State) -> None:
@@ -207,16 +214,18 @@ def main() -> None:
     state, cold_state = State(rules.state_dir / "s.sqlite"), State(cold_rules.state_dir / "s.sqlite")
     cases = corpus(args.series, args.seed)
     pairs = caught = false_blames = false_passes = 0
-    cpu = cold_cpu = 0.0
+    cpu = cold_cpu = base_cpu = 0.0
     walls: list[float] = []
     differ: list[str] = []
+    classes: dict[str, list[float]] = {}  # kind -> [series, pairs, caught, cpu, cold]
     for case in cases:
         raw = mail_for(rules, case)
-        outcome, wall, spent = run(rules, state, raw)
+        outcome, wall, spent, base_spent = run(rules, state, raw)
         share_bases(state, cold_state)
-        cold, _, cold_spent = run(cold_rules, cold_state, raw)
+        cold, _, cold_spent, _ = run(cold_rules, cold_state, raw)
         walls.append(wall)
-        cpu, cold_cpu = cpu + spent, cold_cpu + cold_spent
+        cpu, cold_cpu, base_cpu = cpu + spent + base_spent, cold_cpu + cold_spent, \
+            base_cpu + base_spent
         if answer(outcome) != answer(cold):
             differ.append(case.name)
             log.warning("%s: incremental %s != clean %s", case.name, answer(outcome), answer(cold))
@@ -225,10 +234,20 @@ def main() -> None:
         caught += len(case.breaks & failed)
         false_blames += len(failed - case.breaks)
         false_passes += bool(case.breaks) and outcome.verdict == "pass"
-        log.info("%-40s verdict=%-10s fail=%-10s designed=%-6s cpu=%.2fs cold=%.2fs wall=%.2fs",
-                 case.name, outcome.verdict, ",".join(sorted(failed)) or "-",
-                 ",".join(sorted(case.breaks)) or "-", spent, cold_spent, wall)
+        row = classes.setdefault(case.kind, [0, 0, 0, 0.0, 0.0])
+        for i, value in enumerate((1, len(case.breaks), len(case.breaks & failed), spent,
+                                   cold_spent)):
+            row[i] += value
+        log.info("%-40s verdict=%-10s fail=%-10s designed=%-6s cpu=%.2fs (base %.2fs) cold=%.2fs"
+                 " wall=%.2fs", case.name, outcome.verdict, ",".join(sorted(failed)) or "-",
+                 ",".join(sorted(case.breaks)) or "-", spent, base_spent, cold_spent, wall)
     walls.sort()
+    log.info("%-14s %6s %6s %8s %8s %10s", "class", "series", "recall", "cpu_s", "cold_s",
+             "cost_ratio")
+    for kind, (n, want, got, spent, cold_spent) in classes.items():
+        log.info("%-14s %6d %6s %8.2f %8.2f %10s", kind, n, f"{got / want:.2f}" if want else "-",
+                 spent, cold_spent, f"{spent / cold_spent:.2f}" if cold_spent else "-")
+    log.info("%-14s %6s %6s %8.2f", "(base builds)", "", "", base_cpu)
     broken = sum(1 for c in cases if c.breaks)
     log.info("breaking series %d, answered PASS although broken %d; incremental != clean: %d%s;"
              " cpu %.1fs, cold %.1fs; wall per series: median %.2fs, max %.2fs", broken,

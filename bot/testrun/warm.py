@@ -132,7 +132,8 @@ def _prune(rules: Rules) -> None:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:  # in chunks: a series' generator may write large files
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _files(top: Path) -> dict[str, Path]:
