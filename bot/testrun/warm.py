@@ -53,7 +53,7 @@ class Package:
 
     path: Path
     made_at: str                      # the dir it was generated in
-    verbatim_problem: str | None = None  # None: mapping not checked; "": it holds
+    verbatim_problem: str | None = None  # None: these rules' mapping not checked; "": it holds
 
 
 @dataclass
@@ -83,7 +83,9 @@ def package(rules: Rules, key: str) -> Package | None:
     if meta is None or not (top / "package").is_dir():
         return None
     os.utime(top)  # in use: pruned last
-    return Package(top / "package", meta["made_at"], meta.get("verbatim_problem"))
+    checked = [list(m) for m in rules.generate_verbatim] == meta.get("verbatim_mapping")
+    return Package(top / "package", meta["made_at"],
+                   meta.get("verbatim_problem") if checked else None)
 
 
 def build_tree(rules: Rules, key: str) -> tuple[Path, dict] | None:
@@ -105,8 +107,9 @@ def _snapshot(source: Path, top: Path, inner: str, meta: dict) -> None:
 def save_package(rules: Rules, key: str, base_commit: str, output: Path,
                  verbatim_problem: str | None) -> None:
     top = root(rules) / f"pkg-{key}"
-    _snapshot(output, top, "package", dict(made_at=str(output), base=base_commit,
-                                verbatim_problem=verbatim_problem))
+    _snapshot(output, top, "package", dict(
+        made_at=str(output), base=base_commit, verbatim_problem=verbatim_problem,
+        verbatim_mapping=[list(m) for m in rules.generate_verbatim]))
     _prune(rules)
 
 
