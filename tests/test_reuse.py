@@ -182,3 +182,24 @@ def test_verbatim_key_is_checked_at_load(tmp_path):
     path.write_text(text)
     assert config.load(path).generate_verbatim == (("backport-include/**", "backport-include/"),
                                                     ("compat/**", "compat/"))
+
+
+def test_a_new_header_builds_clean(tree, caplog):
+    """backport-include/linux/jiffies.h would shadow the kernel's, which the
+    objects' dependency lists name: make alone would not see it."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot, cold = Bot(tree, "warm"), Bot(tree, "cold", build_reuse=False, ccache=False)
+    bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
+    assert git.git(tree.tree_path, "checkout", "-q", "-b", "shadow", "main").ok
+    header = tree.tree_path / "backport-include" / "linux" / "jiffies.h"
+    header.write_text("#error shadowed\n")
+    assert git.git(tree.tree_path, "add", str(header)).ok
+    assert git.git(tree.tree_path, "commit", "-qm", "headers: shadow jiffies.h").ok
+    raw = git.git(tree.tree_path, "format-patch", "--stdout", "-1",
+                  "--add-header=Message-ID: <shadow@example.org>").output.encode()
+    assert git.git(tree.tree_path, "checkout", "-q", "main").ok
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "changes the build system (backport-include/linux/jiffies.h)" in caplog.text
+    clean = cold.test(raw)
+    assert _answer(outcome) == _answer(clean)

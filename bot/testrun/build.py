@@ -51,6 +51,10 @@ def build_one(rules: Rules, sandbox: Sandbox, kernel: Kernel, output: Path, buil
         env["PATH"] = f"{CCACHE_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
         env["CCACHE_DIR"] = str(cache)
         env["CCACHE_TEMPDIR"] = "/tmp"
+        # Direct mode trusts the headers a cached compile used: a header added
+        # earlier on the include path (backport-include/ shadows the kernel's)
+        # would go unseen. The preprocessor mode hashes what the compiler reads.
+        env["CCACHE_NODIRECT"] = "1"
         if not trusted:
             env["CCACHE_READONLY"] = "1"
     try:

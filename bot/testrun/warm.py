@@ -172,10 +172,12 @@ def untouched(meta: dict, diff: Diff) -> bool:
 
 
 def needs_clean(diff: Diff) -> list[str]:
-    """The changed package files that belong to the build system."""
+    """The changed package files make cannot be trusted with: the build system's,
+    and new headers (one may shadow, through the include path order, a header
+    that the objects' dependency lists name elsewhere, e.g. in the kernel)."""
     return [p for p in diff.all
             if any(fnmatch.fnmatch(p, g) or fnmatch.fnmatch(os.path.basename(p), g)
-                   for g in BUILD_SYSTEM)]
+                   for g in BUILD_SYSTEM)] + [p for p in diff.added if p.endswith(".h")]
 
 
 def restore(snapshot: Path, meta: dict, build_dir: Path, output: Path) -> None:
