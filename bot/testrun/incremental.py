@@ -72,7 +72,7 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     if untouched:
         log.info("nothing compiled on %s depends on the changed files: the base's result",
                  ", ".join(sorted(untouched)))
-    return gen, Plan(_restorer(rules, base_commit, paths.out), untouched)
+    return gen, Plan(_restorer(rules, base_commit, paths.out, warm.shadowed(diff)), untouched)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
@@ -102,11 +102,16 @@ def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
                       duration=time.time() - started, log_path=str(log_file))
 
 
-def _restorer(rules: Rules, base_commit: str, output: Path) -> Prepare:
+def _restorer(rules: Rules, base_commit: str, output: Path, new_headers: set[str]) -> Prepare:
+    """Restore a kernel's warm tree; objects that used a header of the name of one
+    the series adds are removed, so make compiles them against the new one."""
     def prepare(kernel: Kernel, build_dir: Path) -> bool:
         found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, kernel))
         if found is None:
             return False
         warm.restore(*found, build_dir, output)
+        if dropped := warm.drop_objects(build_dir, new_headers):
+            log.info("build %s: %d object(s) used a header named like one the series adds"
+                     " (%s): compiled again", kernel.name, dropped, ", ".join(sorted(new_headers)))
         return True
     return prepare

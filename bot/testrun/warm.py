@@ -172,12 +172,30 @@ def untouched(meta: dict, diff: Diff) -> bool:
 
 
 def needs_clean(diff: Diff) -> list[str]:
-    """The changed package files make cannot be trusted with: the build system's,
-    and new headers (one may shadow, through the include path order, a header
-    that the objects' dependency lists name elsewhere, e.g. in the kernel)."""
+    """The changed package files that belong to the build system."""
     return [p for p in diff.all
             if any(fnmatch.fnmatch(p, g) or fnmatch.fnmatch(os.path.basename(p), g)
-                   for g in BUILD_SYSTEM)] + [p for p in diff.added if p.endswith(".h")]
+                   for g in BUILD_SYSTEM)]
+
+
+def shadowed(diff: Diff) -> set[str]:
+    """Names of the headers the series adds: each may shadow, through the include
+    path order, a header of that name that dependency lists name elsewhere (the
+    kernel's linux/mm.h under a new backport-include/linux/mm.h)."""
+    return {os.path.basename(p) for p in diff.added if p.endswith(".h")}
+
+
+def drop_objects(build_dir: Path, names: set[str]) -> int:
+    """Remove each object (and its dependency file) that depends on a header named
+    in ``names``, so make compiles it again; how many."""
+    dropped = 0
+    for dep in list(build_dir.rglob("*")) if names else []:
+        deps = coverage.dependencies(dep)
+        if deps and any(os.path.basename(d) in names for d in deps):
+            coverage.object_of(dep).unlink(missing_ok=True)
+            dep.unlink()
+            dropped += 1
+    return dropped
 
 
 def restore(snapshot: Path, meta: dict, build_dir: Path, output: Path) -> None:
