@@ -192,6 +192,15 @@ def answer(outcome) -> tuple:
     return outcome.verdict, kernels, new, files
 
 
+def _per_class(classes: dict[str, list[float]], base_cpu: float) -> None:
+    log.info("%-14s %6s %6s %8s %8s %10s", "class", "series", "recall", "cpu_s", "cold_s",
+             "cost_ratio")
+    for kind, (n, want, got, spent, cold_spent) in classes.items():
+        log.info("%-14s %6d %6s %8.2f %8.2f %10s", kind, n, f"{got / want:.2f}" if want else "-",
+                 spent, cold_spent, f"{spent / cold_spent:.2f}" if cold_spent else "-")
+    log.info("%-14s %6s %6s %8.2f", "(base builds)", "", "", base_cpu)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=42)
@@ -242,12 +251,7 @@ def main() -> None:
                  " wall=%.2fs", case.name, outcome.verdict, ",".join(sorted(failed)) or "-",
                  ",".join(sorted(case.breaks)) or "-", spent, base_spent, cold_spent, wall)
     walls.sort()
-    log.info("%-14s %6s %6s %8s %8s %10s", "class", "series", "recall", "cpu_s", "cold_s",
-             "cost_ratio")
-    for kind, (n, want, got, spent, cold_spent) in classes.items():
-        log.info("%-14s %6d %6s %8.2f %8.2f %10s", kind, n, f"{got / want:.2f}" if want else "-",
-                 spent, cold_spent, f"{spent / cold_spent:.2f}" if cold_spent else "-")
-    log.info("%-14s %6s %6s %8.2f", "(base builds)", "", "", base_cpu)
+    _per_class(classes, base_cpu)
     broken = sum(1 for c in cases if c.breaks)
     log.info("breaking series %d, answered PASS although broken %d; incremental != clean: %d%s;"
              " cpu %.1fs, cold %.1fs; wall per series: median %.2fs, max %.2fs", broken,
