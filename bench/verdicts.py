@@ -201,14 +201,18 @@ def _per_class(classes: dict[str, list[float]], base_cpu: float) -> None:
     log.info("%-14s %6s %6s %8.2f", "(base builds)", "", "", base_cpu)
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=42)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-kernels", type=int, default=0)
     parser.add_argument("--compare-clean", action="store_true",
                         help="exit 1 when an incremental answer differs from the clean one")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bpbot-bench-verdicts-"))
