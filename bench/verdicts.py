@@ -5,7 +5,12 @@ kernels (or none): a guard true on exactly one kernel, written in the forms
 the old kernel subset read (LINUX_VERSION_IS_LESS/_IN_RANGE/_GEQ) and in
 those it did not (hex LINUX_VERSION_CODE, LINUX_VERSION_MAJOR/_PATCHLEVEL);
 clean changes; devel/-only changes; series on a base that already fails on
-6.1. Tests each once and prints as its last line:
+6.1; build-system changes (the package Makefile), which are built clean.
+Tests each twice: as the bot does (warm base trees, the verbatim shortcut,
+ccache) and cold (the generator always run, every build from an empty dir,
+no ccache, the base's results shared), compares the two (verdict per
+kernel, the new diagnostics, the coverage of the changed files), and
+prints as its last line:
 
     recall=<x> false_blames=<n> cost_ratio=<x> series=<n>
 
@@ -13,12 +18,14 @@ clean changes; devel/-only changes; series on a base that already fails on
   FAIL on that kernel;
 - false_blames: kernels answered FAIL that the corpus did not design the
   series to break (e.g. where the base already fails);
-- cost_ratio: series builds run / (series that need a build x configured
-  kernels): 1.00 when every kernel is built, less with --max-kernels.
+- cost_ratio: CPU seconds (the bot's process and its children) spent
+  generating and building in the bot's runs, base builds included / the
+  same for the cold runs of the same series (their base builds excluded).
 
 Also prints the series answered PASS although they break a kernel (must be
-0) and the wall time per series. Run: .venv/bin/python bench/verdicts.py
-[--series N] [--max-kernels N]
+0), the series whose incremental and clean answers differ (must be 0;
+``--compare-clean`` exits 1 on any) and the wall time per series. Run:
+.venv/bin/python bench/verdicts.py [--series N] [--max-kernels N] [--compare-clean]
 """
 
 from __future__ import annotations
@@ -84,11 +91,18 @@ class Case:
     tag: str = ""          # subject tag: "[PATCH broken]" -> the broken base branch
     needs_build: bool = True
 
+    @property
+    def kind(self) -> str:
+        """The class, from the name: s003-hex-breaks-4.4 -> hex."""
+        rest = self.name.split("-", 1)[1]
+        return "base-fails" if rest.startswith("on-broken-base") else \
+            rest.split("-breaks-")[0]
+
 
 def corpus(n: int, seed: int) -> list[Case]:
     rnd = random.Random(seed)
     cases: list[Case] = []
-    kinds = ["macro", "hex", "clean", "major", "devel", "base-fails"]
+    kinds = ["macro", "hex", "clean", "major", "devel", "base-fails", "build-system"]
     for i in range(n):
         kind = kinds[i % len(kinds)]
         sym = f"bpbench_{i}"
@@ -104,6 +118,9 @@ def corpus(n: int, seed: int) -> list[Case]:
             cases.append(Case(f"s{i:03d}-clean", path,
                               f"\n#if {guard}\nstatic inline int {sym}(void) {{ return {i}; }}\n"
                               "#endif\n", set()))
+        elif kind == "build-system":
+            cases.append(Case(f"s{i:03d}-build-system", "Makefile.package",
+                              f"\n# build note {i}\n", set()))
         elif kind == "devel":
             cases.append(Case(f"s{i:03d}-devel", "devel/README", f"\nNote {i}.\n", set(),
                               needs_build=False))
@@ -146,55 +163,111 @@ def mail_for(rules, case: Case) -> bytes:
 
 
 def run(rules, state: State, raw: bytes):
+    """One series through the pipeline: its outcome, wall and CPU seconds."""
     spool.spool(state, "bench", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
     tracker.assemble(state, rules)
     version = pipeline.next_ready(state)
     start = time.monotonic()
     outcome = results.run_version(state, rules, sandbox.for_rules(rules), version)
-    return outcome, time.monotonic() - start
+    return (outcome, time.monotonic() - start, outcome.timings.get("series_cpu", 0.0),
+            outcome.timings.get("baseline_cpu", 0.0))
 
 
-def main() -> None:
+def share_bases(source: State, target: State) -> None:
+    """The cold runs judge against the same base results (not rebuilt, not counted)."""
+    with target.tx() as db:
+        for row in source.query("SELECT * FROM baselines"):
+            names = list(row)
+            db.conn.execute(f"INSERT OR REPLACE INTO baselines ({', '.join(names)}) VALUES"
+                            f" ({', '.join('?' * len(names))})", [row[n] for n in names])
+
+
+def answer(outcome) -> tuple:
+    """What must not depend on how the series was built."""
+    kernels = tuple((k.kernel.name, k.verdict, k.detail, k.new_errors, k.new_warnings)
+                    for k in outcome.kernels)
+    new = tuple(sorted((s.kernel, d.file, d.line, d.severity, d.text) for s in outcome.steps
+                       if s.name == "build" for d in s.diagnostics if d.new))
+    files = tuple((f.path, tuple(sorted(f.kernels))) for f in outcome.file_coverage or [])
+    return outcome.verdict, kernels, new, files
+
+
+def _per_class(classes: dict[str, list[float]], base_cpu: float) -> None:
+    log.info("%-14s %6s %6s %8s %8s %10s", "class", "series", "recall", "cpu_s", "cold_s",
+             "cost_ratio")
+    for kind, (n, want, got, spent, cold_spent) in classes.items():
+        log.info("%-14s %6d %6s %8.2f %8.2f %10s", kind, n, f"{got / want:.2f}" if want else "-",
+                 spent, cold_spent, f"{spent / cold_spent:.2f}" if cold_spent else "-")
+    log.info("%-14s %6s %6s %8.2f", "(base builds)", "", "", base_cpu)
+
+
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=42)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-kernels", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--compare-clean", action="store_true",
+                        help="exit 1 when an incremental answer differs from the clean one")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("bot").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bpbot-bench-verdicts-"))
     rules = make_tree(work / "tree-work")
-    rules = dataclasses.replace(rules, state_dir=work / "state",
+    # No sandbox: bubblewrap's monitor does not pass its children's CPU times
+    # up (they would not be counted); the corpus is the bench's own.
+    rules = dataclasses.replace(rules, state_dir=work / "state", sandbox="none",
                                 subset_max_kernels=args.max_kernels)
+    cold_rules = dataclasses.replace(rules, state_dir=work / "cold-state", build_reuse=False,
+                                     ccache=False)
     configure_b4(rules.bot_name, rules.bot_address)
-    state = State(rules.state_dir / "s.sqlite")
+    state, cold_state = State(rules.state_dir / "s.sqlite"), State(cold_rules.state_dir / "s.sqlite")
     cases = corpus(args.series, args.seed)
-    pairs = caught = false_blames = false_passes = builds = needed = 0
+    pairs = caught = false_blames = false_passes = 0
+    cpu = cold_cpu = base_cpu = 0.0
     walls: list[float] = []
+    differ: list[str] = []
+    classes: dict[str, list[float]] = {}  # kind -> [series, pairs, caught, cpu, cold]
     for case in cases:
-        outcome, wall = run(rules, state, mail_for(rules, case))
+        raw = mail_for(rules, case)
+        outcome, wall, spent, base_spent = run(rules, state, raw)
+        share_bases(state, cold_state)
+        cold, _, cold_spent, _ = run(cold_rules, cold_state, raw)
         walls.append(wall)
-        built = sum(1 for s in outcome.steps if s.name == "build" and s.status != "skipped")
-        builds += built
-        needed += len(rules.kernels) if case.needs_build else 0
+        cpu, cold_cpu, base_cpu = cpu + spent + base_spent, cold_cpu + cold_spent, \
+            base_cpu + base_spent
+        if answer(outcome) != answer(cold):
+            differ.append(case.name)
+            log.warning("%s: incremental %s != clean %s", case.name, answer(outcome), answer(cold))
         failed = {k.kernel.name for k in outcome.kernels if k.verdict == "fail"}
         pairs += len(case.breaks)
         caught += len(case.breaks & failed)
         false_blames += len(failed - case.breaks)
         false_passes += bool(case.breaks) and outcome.verdict == "pass"
-        log.info("%-40s verdict=%-10s fail=%-10s designed=%-6s builds=%d wall=%.2fs", case.name,
-                 outcome.verdict, ",".join(sorted(failed)) or "-",
-                 ",".join(sorted(case.breaks)) or "-", built, wall)
+        row = classes.setdefault(case.kind, [0, 0, 0, 0.0, 0.0])
+        for i, value in enumerate((1, len(case.breaks), len(case.breaks & failed), spent,
+                                   cold_spent)):
+            row[i] += value
+        log.info("%-40s verdict=%-10s fail=%-10s designed=%-6s cpu=%.2fs (base %.2fs) cold=%.2fs"
+                 " wall=%.2fs", case.name, outcome.verdict, ",".join(sorted(failed)) or "-",
+                 ",".join(sorted(case.breaks)) or "-", spent, base_spent, cold_spent, wall)
     walls.sort()
+    _per_class(classes, base_cpu)
     broken = sum(1 for c in cases if c.breaks)
-    log.info("breaking series %d, answered PASS although broken %d; builds %d of %d needed; "
-             "wall per series: median %.2fs, max %.2fs", broken, false_passes, builds, needed,
-             walls[len(walls) // 2], walls[-1])
+    log.info("breaking series %d, answered PASS although broken %d; incremental != clean: %d%s;"
+             " cpu %.1fs, cold %.1fs; wall per series: median %.2fs, max %.2fs", broken,
+             false_passes, len(differ), f" ({', '.join(differ)})" if differ else "", cpu,
+             cold_cpu, walls[len(walls) // 2], walls[-1])
     recall = caught / pairs if pairs else 1.0
-    cost = builds / needed if needed else 0.0
+    cost = cpu / cold_cpu if cold_cpu else 0.0
     # The figures line is the bench's output (stdout), as in the other benches.
     sys.stdout.write(f"recall={recall:.2f} false_blames={false_blames} cost_ratio={cost:.2f} "
                      f"series={len(cases)}\n")
+    if args.compare_clean and differ:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def _rules(rules_path: Path | None, scratch: Path, cache: CheckCache | None) -> 
 def _check(rules: config.Rules, raws: list[bytes], scratch: Path, cache: CheckCache | None,
            options: CheckOptions) -> int:
     if cache is not None:
-        cache.link_ccache(rules.state_dir)
+        cache.link_shared(rules.state_dir)
     state = State(rules.state_dir / "bpbot.sqlite")
     known = cache.load_into(state) if cache is not None else set()
     spool.spool(state, "check", raws, bot_address=rules.bot_address, loop_id=rules.loop_id,

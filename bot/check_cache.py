@@ -10,6 +10,8 @@ dir here::
     <cache>/state/bpbot.sqlite      the baseline rows, and nothing else
     <cache>/state/work/baselines/   their logs
     <cache>/state/ccache/           the compiler cache (scratch state links to it)
+    <cache>/state/warm/             the base's warm package and build trees
+                                    (bot/testrun/warm.py; scratch state links to it)
 
 Before the run the rows are copied into the scratch state, after it the new
 ones (with their logs) are copied back. A second check while the lock is held
@@ -93,12 +95,14 @@ class CheckCache:
             fresh.rename(sample)
         return layout.prepare(sample, with_list=False)
 
-    def link_ccache(self, scratch_state: Path) -> None:
-        """The scratch state's ccache dir is the cache's (bot/testrun/build.py uses
-        ``<state_dir>/ccache``)."""
-        (self.state_dir / "ccache").mkdir(parents=True, exist_ok=True)
+    def link_shared(self, scratch_state: Path) -> None:
+        """The scratch state's ccache and warm-tree dirs are the cache's
+        (bot/testrun/build.py uses ``<state_dir>/ccache``, bot/testrun/warm.py
+        ``<state_dir>/warm``); only base builds write them."""
         scratch_state.mkdir(parents=True, exist_ok=True)
-        (scratch_state / "ccache").symlink_to(self.state_dir / "ccache")
+        for name in ("ccache", "warm"):
+            (self.state_dir / name).mkdir(parents=True, exist_ok=True)
+            (scratch_state / name).symlink_to(self.state_dir / name)
 
     def load_into(self, scratch: State) -> set[str]:
         """Copy every cached baseline row into ``scratch``; their keys."""

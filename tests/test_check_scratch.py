@@ -150,6 +150,9 @@ def test_the_second_check_reuses_the_base(tmpdir_env, tmp_path, capsys, caplog):
     second = capsys.readouterr().out
     assert f"base {commit} reused from the cache ({cache}): {kernels}" in caplog.text
     assert "built on" not in caplog.text
+    # The series is built from the base's warm trees, kept in the cache.
+    assert "incremental, from the base's build tree" in caplog.text
+    assert len(list(cache.glob("state/warm/build-*/build"))) == len(kernels.split(", "))
     strip = [(s["name"], s["kernel"], s["status"], s["verdict"])
              for s in json.loads(second)["series"][0]["steps"]]
     assert strip == [(s["name"], s["kernel"], s["status"], s["verdict"])

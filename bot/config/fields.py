@@ -182,3 +182,24 @@ def _listen(value: Any) -> tuple[str, int] | None:
 
 # [web] listen: "host:port" (or "[::1]:port"), "" for off.
 Listen = Annotated[tuple[str, int] | None, BeforeValidator(_listen)]
+
+
+def _verbatim(value: Any) -> tuple[tuple[str, str], ...]:
+    """[generate] verbatim = ["backport/compat/*.[ch] -> compat/", ...]: tree files
+    (a glob, ``**`` for any depth) the generator copies unchanged into a package dir."""
+    if not isinstance(value, list):
+        raise _wrong_type(value, "a list of strings")
+    out = []
+    for i, entry in enumerate(value):
+        glob, sep, dest = entry.partition(" -> ") if isinstance(entry, str) else ("", "", "")
+        glob, dest = glob.strip(), dest.strip()
+        if not sep or not glob or not dest.endswith("/") or "/" in (glob[0], dest[0]) \
+                or ".." in glob.split("/") + dest.split("/"):
+            raise problem(f"entry {i} must read \"<tree glob> -> <package dir>/\""
+                          f" (relative paths), not {entry!r}")
+        out.append((glob, "" if dest == "./" else dest))
+    return tuple(out)
+
+
+# (tree glob, package dir) pairs the generator copies unchanged (bot/testrun/verbatim.py).
+Verbatim = Annotated[tuple[tuple[str, str], ...], BeforeValidator(_verbatim)]

@@ -124,6 +124,11 @@ class Rules:
     commands: CommandRules
     # [web] listen = "host:port": `bpbot serve` also serves the status page (bot/web/page.py).
     web_listen: tuple[str, int] | None
+    # [generate] verbatim: (tree glob, package dir) pairs the generator copies
+    # unchanged; a series touching only those is not generated (bot/testrun/verbatim.py).
+    generate_verbatim: tuple[tuple[str, str], ...] = ()
+    # [build] reuse: series builds start from the base's warm build trees (bot/testrun/warm.py).
+    build_reuse: bool = True
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -162,6 +167,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         tag_branches=dict(f.tree.tag_branches), strict_tags=f.tree.strict_tags,
         upstream=f.tree.upstream,
         generate_commands=f.generate.command, generate_timeout=f.generate.timeout,
+        generate_verbatim=f.generate.verbatim, build_reuse=f.build.reuse,
         build_commands=f.build.command, build_jobs=f.build.jobs, build_timeout=f.build.timeout,
         output_cap=f.build.output_cap, sandbox=f.build.sandbox, ccache=f.build.ccache,
         executor=f.build.executor,

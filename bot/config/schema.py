@@ -29,6 +29,7 @@ from bot.config.fields import (
     PositiveSize,
     RulesPath,
     Size,
+    Verbatim,
     choice,
     problem,
 )
@@ -141,6 +142,9 @@ class TreeTable(Table):
 class GenerateTable(Table):
     command: Commands
     timeout: Duration = 600
+    # Files the generator copies unchanged: a series touching only those is not
+    # generated; the mapping is checked against each base's output.
+    verbatim: Verbatim = ()
 
 
 class BuildTable(Table):
@@ -151,6 +155,7 @@ class BuildTable(Table):
     sandbox: SandboxKind = "bwrap"
     ccache: bool = True
     executor: Executor = "local"
+    reuse: bool = True  # series builds start from the base's warm build trees (bot/testrun/warm.py)
 
 
 class RqTable(Table):

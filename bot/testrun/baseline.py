@@ -17,9 +17,9 @@ from bot.config.rules import Kernel, Rules
 from bot.sandbox import git
 from bot.sandbox.bwrap import Sandbox
 from bot.state import State, dumps, loads, now
-from bot.testrun import apply, executor, generate
+from bot.testrun import apply, executor, generate, verbatim, warm
 from bot.testrun.diagnostics import Diagnostic
-from bot.testrun.steps import INFRA, SUCCESS, TIMEOUT
+from bot.testrun.steps import FAILED, INFRA, SUCCESS, TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,12 @@ def cache_key(rules: Rules, base_commit: str, kernel: Kernel) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def package_key(rules: Rules, base_commit: str) -> str:
+    """The key of a base's generated package (bot/testrun/warm.py)."""
+    raw = json.dumps([base_commit, generator_inputs(rules)])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
 def lookup(state: State, rules: Rules, base_commit: str, kernels: list[Kernel]) -> dict[str, BaseResult]:
     found = {}
     for kernel in kernels:
@@ -113,6 +119,7 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
                                         trusted=True):
                 fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
                                                 step.diagnostics, step.log_path)
+            _keep_warm(rules, base.commit, missing, fresh, paths)
     finally:
         apply.remove_worktree(rules, paths.base_src)
     # Never cache a failure of the bot itself, nor a timeout (a loaded host).
@@ -129,3 +136,25 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
                  dumps([d.to_dict() for d in r.diagnostics]), r.log_path, now()))
     results.update(fresh)
     return results
+
+
+def _keep_warm(rules: Rules, base_commit: str, kernels: list[Kernel],
+               fresh: dict[str, BaseResult], paths: WorkPaths) -> None:
+    """Snapshot the base package and each kernel's build dir (bot/testrun/warm.py)
+    for series builds to start from; a failure here only costs that reuse."""
+    if not rules.build_reuse or rules.executor != "local":
+        return
+    try:
+        problem = verbatim.check(rules.generate_verbatim, paths.base_src, paths.out)
+        if problem and rules.generate_verbatim:
+            log.warning("base %s: [generate] verbatim does not hold (%s): series are generated",
+                        base_commit[:12], problem)
+        key = package_key(rules, base_commit)
+        if warm.package(rules, key) is None:  # its mtimes are what the kept trees were built on
+            warm.save_package(rules, key, base_commit, paths.out, problem)
+        for k in kernels:
+            if fresh[k.name].status in (SUCCESS, FAILED):
+                warm.save_build(rules, cache_key(rules, base_commit, k), base_commit, k,
+                                paths.build / k.name, paths.out)
+    except OSError as exc:
+        log.warning("base %s: warm trees not kept: %s", base_commit[:12], exc)

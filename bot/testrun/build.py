@@ -18,6 +18,8 @@ from bot.testrun.diagnostics import last_failure_lines, parse
 from bot.testrun.steps import FAILED, INFRA, SUCCESS, TIMEOUT, StepResult
 
 log = logging.getLogger(__name__)
+# (kernel, build dir) -> True when it laid out the build dir (an incremental build).
+Prepare = Callable[[Kernel, Path], bool]
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,19 @@ class BuildSpec:
 
 def build_one(spec: BuildSpec | Rules, sandbox: Sandbox, kernel: Kernel, output: Path, build_dir: Path,
               log_file: Path, trusted: bool = False,
-              watch: Callable[[], str] | None = None) -> StepResult:
+              watch: Callable[[], str] | None = None, prepare: Prepare | None = None) -> StepResult:
     """One build. Only ``trusted`` builds (the base, from the tree itself) may write
     to the shared ccache; a series' build reads it, so a hostile series cannot
-    plant objects that later builds would use."""
+    plant objects that later builds would use. ``prepare`` lays out the build dir
+    (a copy of the base's warm tree: bot/testrun/warm.py); else it starts empty."""
     rules = spec if isinstance(spec, BuildSpec) else BuildSpec.of(spec)
     started = time.time()
     try:
-        cleanup.fresh_dir(build_dir)
-    except cleanup.CleanupError as exc:
+        if prepare is not None and prepare(kernel, build_dir):
+            log.info("build %s: incremental, from the base's build tree", kernel.name)
+        else:
+            cleanup.fresh_dir(build_dir)
+    except (cleanup.CleanupError, OSError) as exc:
         return StepResult("build", INFRA, kernel=kernel.name, detail=str(exc),
                           started_at=started, log_path=str(log_file))
     values = dict(output=output, tree=output, upstream=rules.upstream or "",
@@ -67,6 +73,10 @@ def build_one(spec: BuildSpec | Rules, sandbox: Sandbox, kernel: Kernel, output:
         env["PATH"] = f"{CCACHE_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
         env["CCACHE_DIR"] = str(cache)
         env["CCACHE_TEMPDIR"] = "/tmp"
+        # Direct mode trusts the headers a cached compile used: a header added
+        # earlier on the include path (backport-include/ shadows the kernel's)
+        # would go unseen. The preprocessor mode hashes what the compiler reads.
+        env["CCACHE_NODIRECT"] = "1"
         if not trusted:
             env["CCACHE_READONLY"] = "1"
     try:
@@ -109,7 +119,8 @@ def ccache_dir(rules: BuildSpec) -> Path | None:
 def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
               build_root: Path, log_dir: Path,
               progress: Callable[[str], None] | None = None,
-              trusted: bool = False, watch: Callable[[], str] | None = None) -> list[StepResult]:
+              trusted: bool = False, watch: Callable[[], str] | None = None,
+              prepare: Prepare | None = None) -> list[StepResult]:
     """Build on ``kernels`` in parallel on this host; build dirs at
     ``build_root/<kernel>``, which stay the same from run to run so that ccache
     hits. (bot/testrun/executor.py chooses between this and the RQ workers.)"""
@@ -120,7 +131,7 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(spec, sandbox, kernel, output, build_root / kernel.name,
-                           log_dir / f"build-{kernel.name}.log", trusted, watch)
+                           log_dir / f"build-{kernel.name}.log", trusted, watch, prepare)
         if progress:
             progress(f"build {kernel.name}: {result.status} ({result.detail})")
         return result

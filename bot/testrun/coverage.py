@@ -82,6 +82,25 @@ def _regular(path: Path) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size <= MAX_READ
 
 
+def dependencies(dep: Path) -> list[str] | None:
+    """What one object was compiled from, by its gcc ``.d`` or kbuild ``.obj.o.cmd``
+    file; None for any other file."""
+    if not _regular(dep):
+        return None
+    if dep.suffix == ".d":
+        return _make_deps(dep.read_text(errors="replace"))
+    if dep.name.startswith(".") and dep.name.endswith(".o.cmd"):
+        return _kbuild_deps(dep.read_text(errors="replace"))
+    return None
+
+
+def object_of(dep: Path) -> Path:
+    """The object a dependency file describes: ``x.d`` -> ``x.o``, ``.x.o.cmd`` -> ``x.o``."""
+    if dep.suffix == ".d":
+        return dep.with_suffix(".o")
+    return dep.with_name(dep.name[1:-len(".cmd")])
+
+
 def compiled(build_dir: Path, package: Path) -> set[str] | None:
     """Package paths of every source and header the objects in ``build_dir``
     depend on; None when the build left no dependency files at all."""
@@ -91,17 +110,13 @@ def compiled(build_dir: Path, package: Path) -> set[str] | None:
     seen = False
     found: set[str] = set()
     for dep in build_dir.rglob("*"):
-        if not _regular(dep):
+        deps = dependencies(dep)
+        if deps is None:
             continue
-        if dep.suffix == ".d":
-            deps = _make_deps(dep.read_text(errors="replace"))
-        elif dep.name.startswith(".") and dep.name.endswith(".o.cmd"):
+        if dep.name.endswith(".o.cmd"):
             # kbuild runs in the kernel's dir: its relative paths are the kernel's own
             # generated headers; the module's files are absolute.
-            deps = [d for d in _kbuild_deps(dep.read_text(errors="replace"))
-                    if os.path.isabs(d)]
-        else:
-            continue
+            deps = [d for d in deps if os.path.isabs(d)]
         seen = True
         found.update(p for p in (_relative(d, roots) for d in deps) if p)
     return found if seen else None

@@ -16,8 +16,10 @@ from bot.testrun.steps import StepResult
 def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
               build_root: Path, log_dir: Path,
               progress: Callable[[str], None] | None = None,
-              trusted: bool = False, watch: Callable[[], str] | None = None) -> list[StepResult]:
+              trusted: bool = False, watch: Callable[[], str] | None = None,
+              prepare: build.Prepare | None = None) -> list[StepResult]:
+    """``prepare`` (warm build trees) applies to this host's builds only."""
     if kernels and rules.executor == "rq":
         return remote.build_all(rules, kernels, output, log_dir, progress, trusted)
     return build.build_all(rules, sandbox, kernels, output, build_root, log_dir, progress,
-                           trusted, watch)
+                           trusted, watch, prepare)

@@ -25,8 +25,7 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
     git metadata (gentree.py runs ``git describe`` there)."""
     started = time.time()
     try:
-        _claim(output.parent)
-        cleanup.fresh_dir(output.parent)
+        empty_parent(output)
         output.mkdir()
     except (cleanup.CleanupError, OSError) as exc:
         return StepResult("generate", INFRA, detail=str(exc), started_at=started,
@@ -65,6 +64,12 @@ def generate(rules: Rules, sandbox: Sandbox, tree: Path, output: Path, log_file:
     return StepResult("generate", status, detail=detail, log_path=str(log_file),
                       duration=res.duration, started_at=started,
                       tail=[] if res.ok else last_failure_lines(res.output))
+
+
+def empty_parent(output: Path) -> None:
+    """``output``'s parent, the generator's own dir, emptied for a new package."""
+    _claim(output.parent)
+    cleanup.fresh_dir(output.parent)
 
 
 def _claim(parent: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import resource
 import sqlite3
 import threading
 import time
@@ -31,11 +32,12 @@ from bot.testrun import (
     coverage,
     diskguard,
     executor,
-    generate,
+    incremental,
     matrix,
     subset,
     toolchain,
 )
+from bot.testrun.diagnostics import Diagnostic
 from bot.testrun.outcome import RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
@@ -285,18 +287,29 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         outcome.steps.append(StepResult("generate", SKIPPED, detail="no kernel to build on"))
     else:
         say(f"kernels, in build order: {', '.join(k.name for k in present)}")
-        clock = time.monotonic()
+        clock, cpu = time.monotonic(), cpu_seconds()
         base_results = baseline.ensure(state, rules, sandbox, base, present, paths, say)
         outcome.timings["baseline"] = time.monotonic() - clock
+        outcome.timings["baseline_cpu"] = cpu_seconds() - cpu
+        cpu = cpu_seconds()
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
         outcome.compiler, outcome.upstream_version = toolchain.describe(rules)
-        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say))
+        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say,
+                                          base_results))
+        outcome.timings["series_cpu"] = cpu_seconds() - cpu
         outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
     outcome.kernels = [matrix.judge(k, choice.why(k.name), builds.get(k.name),
                                     base_results.get(k.name)) for k in rules.kernels]
     return outcome
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the generator, builds):
+    a run's cost, as bench/verdicts.py compares it."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
@@ -314,21 +327,38 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
 
 def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
                         paths: baseline.WorkPaths, logs: Path, outcome: RunOutcome,
-                        say: Progress) -> dict[str, StepResult]:
+                        say: Progress, base: dict[str, baseline.BaseResult]
+                        ) -> dict[str, StepResult]:
     say("generate")
     # The generator writes anywhere in out's parent (its own dir).
     watch = diskguard.DiskWatch((paths.out.parent, paths.build), rules.run_disk)
-    gen = generate.generate(rules, sandbox, paths.src, paths.out, logs / "generate.log", watch)
+    gen, plan = incremental.generate_series(rules, sandbox, outcome.base_commit, paths,
+                                            logs / "generate.log", watch, kernels)
     outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
     if gen.status != SUCCESS:
         return {k.name: StepResult("build", SKIPPED, kernel=k.name,
                                    detail=f"generation {gen.status}") for k in kernels}
-    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time")
+    # A kernel on which nothing compiled depends on the change has the base's result.
+    same = {k.name: _as_base(base[k.name]) for k in kernels
+            if k.name in plan.untouched and k.name in base and not base[k.name].broken}
+    kernels = [k for k in kernels if k.name not in same]
+    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time"
+        + (f"; as the base on {', '.join(same)}" if same else ""))
     clock = time.monotonic()
-    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say, watch=watch)
+    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say,
+                               watch=watch, prepare=plan.prepare)
     outcome.timings["build"] = time.monotonic() - clock
-    return {s.kernel: s for s in steps}
+    return {**same, **{s.kernel: s for s in steps}}
+
+
+UNTOUCHED = "as the base: nothing it compiles changed"
+
+
+def _as_base(base: baseline.BaseResult) -> StepResult:
+    return StepResult("build", SUCCESS, kernel=base.kernel, detail=UNTOUCHED,
+                      diagnostics=[Diagnostic.from_dict(d.to_dict()) for d in base.diagnostics],
+                      log_path=base.log_path)
 
 
 def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:

@@ -1,0 +1,117 @@
+"""A series' package and builds, starting from the base's warm trees.
+
+1. The package: when the series changes only files the generator copies
+   verbatim (bot/testrun/verbatim.py) and the base's mapping check held, it
+   is the base's package with those files replaced; else the generator runs.
+2. Its files whose content is the base package's get the base's mtimes
+   (bot/testrun/warm.py ``align``); unless a build-system file changed, each
+   kernel's build dir is a copy of the base's warm one, and make rebuilds only
+   what depends on the changed files. Without a warm tree (the reuse is off,
+   the base failed to generate, RQ workers build) every build starts clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config.rules import Kernel, Rules
+from bot.sandbox import git
+from bot.sandbox.bwrap import Sandbox
+from bot.testrun import baseline, generate, verbatim, warm
+from bot.testrun.build import Prepare
+from bot.testrun.steps import INFRA, SUCCESS, StepResult
+
+log = logging.getLogger(__name__)
+VERBATIM_DETAIL = "not run: the series changes only files the generator copies verbatim"
+
+
+def changed_paths(tree: Path, base_commit: str) -> list[str] | None:
+    """Tree paths the series changes (deleted and renamed ones too); None if unknown."""
+    res = git.git(tree, "diff", "--name-only", "--no-renames", "-z", base_commit, "HEAD")
+    return [p for p in res.output.split("\0") if p] if res.ok else None
+
+
+@dataclass
+class Plan:
+    """How the series' builds start: ``prepare`` restores a kernel's warm tree
+    (None: every build from scratch); ``untouched`` kernels need no build at all
+    (nothing they compile changed: their result is the base's)."""
+
+    prepare: Prepare | None = None
+    untouched: set[str] = field(default_factory=set)
+
+
+def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: baseline.WorkPaths,
+                    log_file: Path, watch: Callable[[], str] | None,
+                    kernels: list[Kernel]) -> tuple[StepResult, Plan]:
+    """The series' package at ``paths.out`` and the plan of its builds."""
+    pkg = None
+    if rules.build_reuse and rules.executor == "local":
+        pkg = warm.package(rules, baseline.package_key(rules, base_commit))
+    gen = _shortcut(rules, pkg, base_commit, paths, log_file)
+    if gen is None:
+        gen = generate.generate(rules, sandbox, paths.src, paths.out, log_file, watch)
+    if gen.status != SUCCESS or pkg is None:
+        return gen, Plan()
+    diff = warm.align(pkg.path, paths.out)
+    if build_system := warm.needs_clean(diff):
+        log.info("the series changes the build system (%s): every kernel is built clean",
+                 ", ".join(build_system[:5]))
+        return gen, Plan()
+    log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
+             ", ".join(diff.all[:8]) or "none")
+    untouched = set()
+    for k in kernels:
+        found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, k))
+        if found is not None and warm.untouched(found[1], diff):
+            untouched.add(k.name)
+    if untouched:
+        log.info("nothing compiled on %s depends on the changed files: the base's result",
+                 ", ".join(sorted(untouched)))
+    return gen, Plan(_restorer(rules, base_commit, paths.out, warm.shadowed(diff)), untouched)
+
+
+def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
+              paths: baseline.WorkPaths, log_file: Path) -> StepResult | None:
+    """The package laid from the base's, when the verbatim mapping allows; else None."""
+    if pkg is None or not rules.generate_verbatim:
+        return None
+    changed = changed_paths(paths.src, base_commit)
+    if changed is None or not verbatim.covers(rules.generate_verbatim, changed):
+        return None
+    if pkg.verbatim_problem:
+        log.info("not using [generate] verbatim on base %s: %s; the generator runs",
+                 base_commit[:12], pkg.verbatim_problem)
+        return None
+    if pkg.verbatim_problem is None or not verbatim.plain_files(paths.src, changed):
+        return None
+    started = time.time()
+    try:
+        generate.empty_parent(paths.out)
+        verbatim.lay(rules.generate_verbatim, pkg.path, paths.src, changed, paths.out)
+    except (OSError, ValueError) as exc:
+        return StepResult("generate", INFRA, detail=str(exc), started_at=started)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(f"{VERBATIM_DETAIL}:\n" + "".join(f"  {p}\n" for p in changed))
+    log.info("generate: %s (%s)", VERBATIM_DETAIL, ", ".join(changed[:8]))
+    return StepResult("generate", SUCCESS, detail="from the base's package", started_at=started,
+                      duration=time.time() - started, log_path=str(log_file))
+
+
+def _restorer(rules: Rules, base_commit: str, output: Path, new_headers: set[str]) -> Prepare:
+    """Restore a kernel's warm tree; objects that used a header of the name of one
+    the series adds are removed, so make compiles them against the new one."""
+    def prepare(kernel: Kernel, build_dir: Path) -> bool:
+        found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, kernel))
+        if found is None:
+            return False
+        warm.restore(*found, build_dir, output)
+        if dropped := warm.drop_objects(build_dir, new_headers):
+            log.info("build %s: %d object(s) used a header named like one the series adds"
+                     " (%s): compiled again", kernel.name, dropped, ", ".join(sorted(new_headers)))
+        return True
+    return prepare

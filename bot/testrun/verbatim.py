@@ -1,0 +1,106 @@
+"""The verbatim shortcut: no generator run for files the generator only copies.
+
+The rules declare tree files the generator copies unchanged (``[generate]
+verbatim = ["backport/compat/*.[ch] -> compat/"]``). When a series changes
+only such files, its package is the base's warm package (bot/testrun/warm.py)
+with those files replaced or removed. The mapping is checked once per base
+against the generator's real output (``check``): every tree file it names
+must be byte-identical at its package path; when one is not, the shortcut
+is refused for that base and the generator runs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+from bot.sandbox import cleanup
+
+Mapping = tuple[tuple[str, str], ...]
+
+
+@lru_cache(maxsize=64)
+def _pattern(glob: str) -> tuple[re.Pattern, str]:
+    """The glob as a regex ("**" any depth, "*" and "?" within a path part) and
+    its fixed leading dirs (what the package dir replaces)."""
+    parts = re.split(r"(\*\*/?|\*|\?|\[[^\]]*\])", glob)
+    regex = ""
+    for part in parts:
+        if part.startswith("**"):
+            regex += ".*"
+        elif part == "*":
+            regex += "[^/]*"
+        elif part == "?":
+            regex += "[^/]"
+        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
+            regex += "[" + part[1:-1].replace("!", "^", 1 if part[1] == "!" else 0) + "]"
+        else:
+            regex += re.escape(part)
+    fixed = parts[0].rpartition("/")[0]
+    return re.compile(regex + r"\Z"), fixed + "/" if fixed else ""
+
+
+def package_path(mapping: Mapping, tree_path: str) -> str | None:
+    """Where the generator copies ``tree_path`` verbatim; None if the rules do not say."""
+    for glob, dest in mapping:
+        regex, fixed = _pattern(glob)
+        if regex.match(tree_path):
+            return dest + tree_path[len(fixed):]
+    return None
+
+
+def covers(mapping: Mapping, tree_paths: list[str]) -> bool:
+    """Every changed tree path is one the generator copies verbatim."""
+    return bool(mapping) and bool(tree_paths) and all(
+        package_path(mapping, p) is not None for p in tree_paths)
+
+
+def check(mapping: Mapping, tree: Path, package: Path) -> str:
+    """"" when every tree file the mapping names is byte-identical at its package
+    path in ``package`` (the generator's output of ``tree``); else the first problem."""
+    if not mapping:
+        return "no [generate] verbatim mapping"
+    for path in sorted(p for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts):
+        rel = str(path.relative_to(tree))
+        dest = package_path(mapping, rel)
+        if dest is None:
+            continue
+        copy = package / dest
+        if not copy.is_file() or copy.is_symlink():
+            return f"{rel} is not in the generated package at {dest}"
+        if copy.read_bytes() != path.read_bytes():
+            return f"{rel} differs from its copy {dest} in the generated package"
+    return ""
+
+
+def lay(mapping: Mapping, base_package: Path, tree: Path, changed: list[str],
+        output: Path) -> None:
+    """``output`` := the base package (mtimes kept) with the series' ``changed``
+    tree files copied over (removed when the series deletes them)."""
+    cleanup.remove_tree(output)
+    shutil.copytree(base_package, output, symlinks=True)
+    for rel in changed:
+        dest = output / package_path(mapping, rel)
+        source = tree / rel
+        if not _plain(tree, rel) and (source.exists() or source.is_symlink()):
+            raise ValueError(f"{rel} is not a regular file of the tree")
+        if source.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.unlink(missing_ok=True)
+            shutil.copyfile(source, dest)  # a fresh mtime: make rebuilds what uses it
+        else:
+            dest.unlink(missing_ok=True)
+
+
+def plain_files(tree: Path, changed: list[str]) -> bool:
+    """Each changed path is a regular file in the tree (no symlink on the way) or
+    gone: the bot reads them unsandboxed."""
+    return all(_plain(tree, rel) or not ((tree / rel).exists() or (tree / rel).is_symlink())
+               for rel in changed)
+
+
+def _plain(tree: Path, rel: str) -> bool:
+    path = tree / rel
+    return path.is_file() and path.resolve() == tree.resolve() / rel

@@ -1,0 +1,220 @@
+"""Warm base trees: what a series build starts from, so nothing is built twice.
+
+After a base is generated and built (bot/testrun/baseline.py, trusted code
+only), its package and each kernel's build dir are copied here with their
+mtimes and dependency files (gcc's ``.d``, kbuild's ``.*.cmd``)::
+
+    <state_dir>/warm/pkg-<key>/package     the base's generated package
+    <state_dir>/warm/pkg-<key>/meta.json   where it was made; the verbatim check
+    <state_dir>/warm/build-<key>/build     one kernel's build dir
+    <state_dir>/warm/build-<key>/meta.json where it was built, from which package
+
+A series build never writes here: its package gets the base's mtimes on
+every file whose content is the base's (``align``), its build dir is a copy
+of the warm one (``restore``), and make rebuilds what depends on the rest.
+A series that changes the build system itself (``needs_clean``) is built
+from scratch. Snapshots are made beside and renamed into place, so a crash
+never leaves half of one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config.rules import Kernel, Rules
+from bot.sandbox import cleanup
+from bot.testrun import coverage
+
+log = logging.getLogger(__name__)
+
+# Package files whose change makes make's own view stale (rules, flags, config,
+# the set of objects): the series is then built from a clean dir.
+BUILD_SYSTEM = ("Makefile*", "*/Makefile*", "Kbuild*", "*/Kbuild*", "Kconfig*", "*/Kconfig*",
+                "*.mk", "*.mak", "*defconfig*", ".config", "*/.config", "dependencies",
+                "copy-list", "*.lds", "*.sh", "*.py")
+DEP_FILES = (".d", ".cmd")
+KEEP_BASES = 4  # base packages kept (with their kernels' trees); the oldest go
+
+
+def root(rules: Rules) -> Path:
+    return rules.state_dir / "warm"
+
+
+@dataclass
+class Package:
+    """A warm base package and what is known of it."""
+
+    path: Path
+    made_at: str                      # the dir it was generated in
+    verbatim_problem: str | None = None  # None: these rules' mapping not checked; "": it holds
+
+
+@dataclass
+class Diff:
+    """Package paths whose content differs from the base package."""
+
+    changed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return self.changed + self.added + self.removed
+
+
+def _meta(path: Path) -> dict | None:
+    try:
+        return json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def package(rules: Rules, key: str) -> Package | None:
+    """The warm package of a base (``key``: bot/testrun/baseline.py's package_key)."""
+    top = root(rules) / f"pkg-{key}"
+    meta = _meta(top)
+    if meta is None or not (top / "package").is_dir():
+        return None
+    os.utime(top)  # in use: pruned last
+    checked = [list(m) for m in rules.generate_verbatim] == meta.get("verbatim_mapping")
+    return Package(top / "package", meta["made_at"],
+                   meta.get("verbatim_problem") if checked else None)
+
+
+def build_tree(rules: Rules, key: str) -> tuple[Path, dict] | None:
+    """A warm build dir and its meta (``key``: baseline.cache_key of base and kernel)."""
+    top = root(rules) / f"build-{key[:24]}"
+    meta = _meta(top)
+    return (top / "build", meta) if meta is not None and (top / "build").is_dir() else None
+
+
+def _snapshot(source: Path, top: Path, inner: str, meta: dict) -> None:
+    fresh = top.with_name(top.name + ".new")
+    cleanup.remove_tree(fresh)
+    shutil.copytree(source, fresh / inner, symlinks=True)
+    (fresh / "meta.json").write_text(json.dumps(meta))
+    cleanup.remove_tree(top)
+    fresh.rename(top)
+
+
+def save_package(rules: Rules, key: str, base_commit: str, output: Path,
+                 verbatim_problem: str | None) -> None:
+    top = root(rules) / f"pkg-{key}"
+    _snapshot(output, top, "package", dict(
+        made_at=str(output), base=base_commit, verbatim_problem=verbatim_problem,
+        verbatim_mapping=[list(m) for m in rules.generate_verbatim]))
+    _prune(rules)
+
+
+def save_build(rules: Rules, key: str, base_commit: str, kernel: Kernel, build_dir: Path,
+               output: Path) -> None:
+    top = root(rules) / f"build-{key[:24]}"
+    depends = coverage.compiled(build_dir, output)
+    _snapshot(build_dir, top, "build", dict(
+        built_at=str(build_dir), package=str(output), base=base_commit, kernel=kernel.name,
+        depends=sorted(depends) if depends is not None else None))
+
+
+def _prune(rules: Rules) -> None:
+    """Keep the newest KEEP_BASES base packages and the build trees of their bases."""
+    tops = sorted((p for p in root(rules).glob("pkg-*") if p.is_dir() and not
+                   p.name.endswith(".new")), key=lambda p: p.stat().st_mtime, reverse=True)
+    keep = {(_meta(p) or {}).get("base") for p in tops[:KEEP_BASES]}
+    for top in tops[KEEP_BASES:]:
+        cleanup.remove_tree(top)
+    for top in root(rules).glob("build-*"):
+        if (_meta(top) or {}).get("base") not in keep:
+            cleanup.remove_tree(top)
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:  # in chunks: a series' generator may write large files
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _files(top: Path) -> dict[str, Path]:
+    return {str(p.relative_to(top)): p for p in top.rglob("*")
+            if p.is_file() and not p.is_symlink()}
+
+
+def align(base: Path, output: Path) -> Diff:
+    """Give every file of ``output`` whose content is the base package's the base's
+    mtime (so make sees it unchanged); the differing files get the current time."""
+    old, new = _files(base), _files(output)
+    diff = Diff(removed=sorted(set(old) - set(new)))
+    for rel, path in sorted(new.items()):
+        before = old.get(rel)
+        if before is None:
+            diff.added.append(rel)
+            os.utime(path)
+        elif before.stat().st_size == path.stat().st_size and _digest(before) == _digest(path):
+            st = before.stat()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            diff.changed.append(rel)
+            os.utime(path)
+    return diff
+
+
+def untouched(meta: dict, diff: Diff) -> bool:
+    """No object of this warm build depends on a changed file, and no file came or
+    went: make would rebuild nothing (its dependency list is known)."""
+    depends = meta.get("depends")
+    return depends is not None and not diff.added and not diff.removed \
+        and not set(diff.changed) & set(depends)
+
+
+def needs_clean(diff: Diff) -> list[str]:
+    """The changed package files that belong to the build system."""
+    return [p for p in diff.all
+            if any(fnmatch.fnmatch(p, g) or fnmatch.fnmatch(os.path.basename(p), g)
+                   for g in BUILD_SYSTEM)]
+
+
+def shadowed(diff: Diff) -> set[str]:
+    """Names of the headers the series adds: each may shadow, through the include
+    path order, a header of that name that dependency lists name elsewhere (the
+    kernel's linux/mm.h under a new backport-include/linux/mm.h)."""
+    return {os.path.basename(p) for p in diff.added if p.endswith(".h")}
+
+
+def drop_objects(build_dir: Path, names: set[str]) -> int:
+    """Remove each object (and its dependency file) that depends on a header named
+    in ``names``, so make compiles it again; how many."""
+    dropped = 0
+    for dep in list(build_dir.rglob("*")) if names else []:
+        deps = coverage.dependencies(dep)
+        if deps and any(os.path.basename(d) in names for d in deps):
+            coverage.object_of(dep).unlink(missing_ok=True)
+            dep.unlink()
+            dropped += 1
+    return dropped
+
+
+def restore(snapshot: Path, meta: dict, build_dir: Path, output: Path) -> None:
+    """A copy of a warm build dir at ``build_dir`` (mtimes kept), its dependency
+    files pointed at ``build_dir`` and ``output`` when the base was built elsewhere."""
+    cleanup.fresh_dir(build_dir)
+    shutil.copytree(snapshot, build_dir, symlinks=True, dirs_exist_ok=True)
+    moves = [(meta["built_at"], str(build_dir)), (meta["package"], str(output))]
+    moves = [(a.encode(), b.encode()) for a, b in moves if a != b]
+    if not moves:
+        return
+    for path in build_dir.rglob("*"):
+        if path.suffix not in DEP_FILES or path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        new = data
+        for old_prefix, new_prefix in moves:
+            new = new.replace(old_prefix, new_prefix)
+        if new != data:
+            st = path.stat()
+            path.write_bytes(new)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
