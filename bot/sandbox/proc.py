@@ -101,15 +101,7 @@ def run(
     deadline = start + timeout
     out = _Output(output_cap)
     timed_out, stopped = out.read(child, deadline, watch)
-    if timed_out or stopped:
-        _kill(child, group)
-    child.stdout.close()
-    try:
-        returncode = child.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill(child, group)
-        returncode = child.wait()
+    returncode, timed_out = _end(child, group, deadline, timed_out or bool(stopped), timed_out)
     if group is not None:
         _remove_cgroup(group, args, timed_out)
     output = out.text()
@@ -127,6 +119,19 @@ def run(
         _write_log(log_file, f"$ {' '.join(args)}\n{output}")
     log.debug("exit %s after %.2fs: %s", result.returncode, duration, args[0])
     return result
+
+
+def _end(child: subprocess.Popen, group, deadline: float, kill: bool,
+         timed_out: bool) -> tuple[int, bool]:
+    """Wait for the child (killed first when ``kill``): (its exit code, timed out)."""
+    if kill:
+        _kill(child, group)
+    child.stdout.close()
+    try:
+        return child.wait(timeout=max(1.0, deadline - time.monotonic())), timed_out
+    except subprocess.TimeoutExpired:
+        _kill(child, group)
+        return child.wait(), True
 
 
 def _start(args: list[str], cwd, env, input_bytes: bytes | None) -> subprocess.Popen:
