@@ -329,6 +329,7 @@ def _as_json(state: State, replies: list[dict], code: int) -> dict:
         messages=[dict(msgid=m["msgid"], subject=m["subject"], kind=m["kind"], reason=m["reason"])
                   for m in state.query("SELECT msgid, subject, kind, reason FROM messages"
                                        " ORDER BY received_at, rowid")],
+        quarantined=status.quarantined(state),
         replies=[dict(kind=r["kind"], recipients=loads(r["recipients"], []),
                       text=email.message_from_bytes(bytes(r["raw"]),
                                                     policy=email.policy.default).get_content())

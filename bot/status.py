@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,12 +37,22 @@ def rows(state: State) -> list[dict]:
     return out
 
 
+def quarantined(state: State, limit: int | None = None) -> list[dict]:
+    """Mail kept aside and never used, newest first: msgid, subject, reason and
+    when it arrived (``received_at``, seconds since the epoch)."""
+    return state.query(
+        "SELECT msgid, subject, reason, received_at FROM messages WHERE kind = 'quarantine'"
+        " ORDER BY received_at DESC, rowid DESC" + (" LIMIT ?" if limit else ""),
+        (limit,) if limit else ())
+
+
 def summary(state: State) -> dict:
     counts = {r["kind"]: r["n"] for r in state.query(
         "SELECT kind, COUNT(*) AS n FROM messages GROUP BY kind")}
     outbox = {r["state"]: r["n"] for r in state.query(
         "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     return dict(messages=counts, outbox=outbox, series=rows(state),
+                quarantined=quarantined(state),
                 last_poll_at=state.meta_get("last_poll_at"),
                 last_sent_at=state.meta_get("last_sent_at"))
 
@@ -67,6 +78,12 @@ def render_table(state: State) -> str:
     lines.append(f"messages: {kinds or 'none'}")
     lines.append("replies: " + (", ".join(f"{k} {n}" for k, n in sorted(data["outbox"].items()))
                                 or "none"))
+    if data["quarantined"]:
+        lines += ["", f"quarantined ({len(data['quarantined'])}, newest first):"]
+        for q in data["quarantined"]:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(q["received_at"]))
+            lines.append(f"  {stamp} <{q['msgid']}> {q['subject'] or '(no subject)'}")
+            lines.append(f"      {q['reason']}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@ database, disk or network and never raises.
 from __future__ import annotations
 
 import datetime
+import email.errors
+import email.header
 import email.utils
 import re
 from dataclasses import dataclass, field
@@ -180,6 +182,8 @@ def _header_problem(msg, raw: bytes) -> str:
         for value in msg.get_all(name) or []:
             if (bad := _CONTROL.search(str(value))):
                 return f"illegal character U+{ord(bad.group()):04X} in the {name} header"
+    if (reason := _bad_encoded_word(msg)):
+        return reason
     msgid = mail.normalise_msgid(mail.header(msg, "Message-ID"))
     if len(msgid) > MAX_MSGID:
         return f"the Message-ID is {len(msgid)} characters long, over the limit of {MAX_MSGID}"
@@ -192,6 +196,28 @@ def _header_problem(msg, raw: bytes) -> str:
             datetime.datetime(*parsed[:6])
     except (ValueError, TypeError, OverflowError, IndexError) as exc:
         return f"unreadable Date header {value!r}: {exc}; b4 cannot place the mail in a series"
+    return ""
+
+
+# An RFC 2047 encoded word in base64 ("B") encoding: =?charset?b?text?=
+_B_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?[^?\s]*\?=")
+B4_DECODED = ("From", "Subject", "References")  # the headers b4 decodes as it reads a mail
+
+
+def _bad_encoded_word(msg) -> str:
+    """An encoded word of a header b4 decodes whose base64 cannot be decoded, named, or ''.
+
+    Read from the raw header, as strictly as b4 reads it (the email package's
+    ``decode_header``: padding added when missing, characters outside the
+    alphabet skipped, as git mailinfo does too); what b4 still cannot decode
+    makes it raise and drop the whole thread."""
+    for name in B4_DECODED:
+        for value in msg.get_all(name) or []:
+            for word in _B_WORD.findall(str(value)):
+                try:
+                    email.header.decode_header(word)
+                except (email.errors.HeaderParseError, ValueError) as exc:
+                    return f"bad base64 in an encoded word of the {name} header ({word}): {exc}"
     return ""
 
 

@@ -184,12 +184,27 @@ def queue_section(data: dict, now: float) -> str:
     return "\n".join(out)
 
 
-def index(rows: list[dict], kernels: list[str], queue: dict, health: dict, total: int) -> str:
+def quarantine_section(items: list[dict], now: float) -> str:
+    """Mail kept aside and never used (bot/status.py ``quarantined``), with why."""
+    out = ['<h2 id="quarantine">Quarantined mail</h2>']
+    if not items:
+        return out[0] + "<p>None.</p>"
+    out.append("<table><thead><tr><th>Message-ID</th><th>Subject</th><th>Why</th>"
+               "<th>Arrived</th></tr></thead><tbody>")
+    for q in items:
+        out.append(f"<tr><td>&lt;{h(q['msgid'])}&gt;</td><td>{h(q['subject'])}</td>"
+                   f"<td>{h(q['reason'])}</td><td>{when(q['received_at'], now)}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def index(rows: list[dict], kernels: list[str], queue: dict, health: dict, total: int,
+          quarantined: list[dict] | None = None) -> str:
     now = health["now"]
     shown = f"the {len(rows)} most recent of {total}" if total > len(rows) else f"{total}"
     body = (f"<h1>bpbot status</h1>{health_line(health)}"
             f"<h2>Series ({h(shown)}, newest first)</h2>{series_table(rows, kernels)}{legend()}"
-            f"{queue_section(queue, now)}")
+            f"{queue_section(queue, now)}{quarantine_section(quarantined or [], now)}")
     return page("bpbot status", body, now, refresh=60)
 
 

@@ -234,10 +234,17 @@ def bad_headers() -> None:
           "20260329080000.95-2-jane@example.org", body, date="Mon, 32 Jan 2026 08:00:00 +0000")
     write("header-date-hour-25.eml", "[PATCH] compat: date at 25:61",
           "20260329080000.95-6-jane@example.org", body, date="Mon, 30 Mar 2026 25:61:00 +0000")
-    (HERE / "header-bad-base64-encoded-word.eml").write_bytes(
+    # A stray character and excess padding that git mailinfo and b4 both skip: read.
+    (HERE / "header-sloppy-base64-encoded-word.eml").write_bytes(
         b"From: =?utf-8?b?SmFuZSBE===?= <jane@example.org>\nTo: " + LIST.encode() +
         b"\nSubject: =?utf-8?b?W1BBVENIXSBjb21wYXQ6IGJhZA*==?=\nDate: Sun, 29 Mar 2026 08:00:03 +0000\n"
         b"Message-ID: <20260329080000.95-3-jane@example.org>\n\n" + body.encode())
+    # Base64 that does not decode (b4 raises on it): quarantined.
+    write("header-bad-base64-subject.eml", "=?utf-8?b?!!!notbase64?=",
+          "20260329080000.95-9-jane@example.org", body)
+    write("header-bad-base64-from.eml", "[PATCH] compat: bad base64 in From",
+          "20260329080000.95-10-jane@example.org", body,
+          sender="=?utf-8?b?!!!notbase64?= <jane@example.org>")
     series_body = (HERE / "unthreaded-2of3.eml").read_text().split("\n\n", 1)[1]
     write("series-2of3-date-day-32.eml", "[PATCH 2/3] compat: unthreaded 2",
           "20260329080000.95-7-jane@example.org", series_body, date="Mon, 32 Jan 2026 08:00:00 +0000")
