@@ -17,7 +17,7 @@ import pytest
 
 from bot import check, state, status
 from bot.config import rules as config
-from bot.ingest import classify, mail, patchmail, sources, spool
+from bot.ingest import classify, mail, patchmail, sources, spool, tags
 from bot.reply import notices
 from bot.series import assembly as series
 from bot.series import tracker
@@ -89,6 +89,14 @@ KINDS = [
      "bad base64 in an encoded word of the Subject header (=?utf-8?b?!!!notbase64?=)"),
     ("header-bad-base64-from.eml", "quarantine", 1, 0, 0,
      "bad base64 in an encoded word of the From header (=?utf-8?b?!!!notbase64?=)"),
+    # subject tags: patches as any other unless the rules have strict_tags (below)
+    ("tag-qemu-web-patch.eml", "patch", 1, 1, 1, "[PATCH]"),
+    ("tag-net-next-0of2.eml", "cover", 1, 0, 2, "cover letter"),
+    ("tag-net-next-1of2.eml", "patch", 1, 1, 2, "[PATCH]"),
+    ("tag-net-next-2of2.eml", "patch", 1, 2, 2, "[PATCH]"),
+    ("tag-known-branch.eml", "patch", 1, 1, 1, "[PATCH]"),
+    ("tag-known-branch-rfc-v2.eml", "patch", 2, 1, 1, "[PATCH]"),
+    ("tag-glued-version.eml", "patch", 2, 1, 1, "[PATCH]"),
     # stray characters and excess padding that git and b4 both skip: read
     ("header-sloppy-base64-encoded-word.eml", "patch", 1, 1, 1, "[PATCH]"),
 ]
@@ -482,3 +490,83 @@ def test_check_json_lists_quarantined_mail(tmp_path: Path, capsys):
         "bad base64 in an encoded word of the Subject header"
     kinds = {m["msgid"]: m["kind"] for m in data["messages"]}
     assert set(kinds.values()) == {"quarantine"}
+
+
+# --- [tree] strict_tags: a patch tagged for another tree is not tested ---------
+
+STRICT = [
+    # (file, kind with strict_tags = true, the tag named in the reason)
+    ("tag-qemu-web-patch.eml", "not-for-tree", "[qemu-web]"),
+    ("tag-net-next-0of2.eml", "not-for-tree", "[net-next]"),
+    ("tag-net-next-1of2.eml", "not-for-tree", "[net-next]"),
+    ("netdev-comma-1of2.eml", "not-for-tree", "[net]"),
+    ("tag-known-branch.eml", "patch", ""),
+    ("tag-known-branch-rfc-v2.eml", "patch", ""),   # RFC says how it is sent; MAIN is main
+    ("tag-glued-version.eml", "patch", ""),         # [PATCHv2] is v2, not a tag
+    ("resend-1of2.eml", "patch", ""),               # RESEND is no tree
+    ("diff-rename-only.eml", "patch", ""),          # no tag: the default branch
+    ("pull-git-pull.eml", "pull-request", ""),
+]
+
+
+@pytest.fixture()
+def strict(bot):
+    rules, st, _ = bot
+    rules = dataclasses.replace(rules, strict_tags=True)
+
+    def feed(names: list[str]) -> None:
+        spool.spool(st, "test", [raw(n) for n in names], bot_address=BOT, loop_id=BOT,
+                    tree_tags=tags.allowed_tags(rules))
+        tracker.assemble(st, rules)
+    return rules, st, feed
+
+
+@pytest.mark.parametrize(("name", "kind", "tag"), STRICT, ids=[s[0][:-4] for s in STRICT])
+def test_strict_tags_kind(strict, name, kind, tag):
+    rules, st, feed = strict
+    feed([name])
+    (row,) = st.query("SELECT kind, reason FROM messages")
+    assert row["kind"] == kind, row["reason"]
+    if kind == "not-for-tree":
+        assert f"subject tag {tag} is not one of this tree's (tree.tag_branches: main;" \
+            in row["reason"]
+        assert st.query("SELECT * FROM versions") == []
+    elif kind == "patch":
+        assert len(st.query("SELECT state FROM versions")) == 1  # taken into a series
+
+
+def test_strict_tags_series_is_not_tested_nor_answered(strict):
+    rules, st, feed = strict
+    feed(["tag-net-next-0of2.eml", "tag-net-next-1of2.eml", "tag-net-next-2of2.eml",
+          "tag-qemu-web-patch.eml"])
+    assert {r["kind"] for r in st.query("SELECT kind FROM messages")} == {"not-for-tree"}
+    notices.expire(st, rules, at=9e12)
+    assert st.query("SELECT * FROM versions") == [] and st.query("SELECT * FROM outbox") == []
+
+
+def test_without_strict_tags_a_foreign_tag_is_tested_as_before(bot):
+    rules, st, feed = bot
+    assert rules.strict_tags is False and tags.allowed_tags(rules) is None
+    feed(["tag-net-next-0of2.eml", "tag-net-next-1of2.eml", "tag-net-next-2of2.eml",
+          "tag-qemu-web-patch.eml"])
+    assert sorted(v[3] for v in versions(st)) == ["ready", "ready"]
+
+
+def test_strict_tags_read_from_the_rules(tmp_path: Path):
+    text = config.DEMO_RULES.read_text().replace("[tree]\n", "[tree]\nstrict_tags = true\n", 1)
+    (tmp_path / "rules.toml").write_text(text)
+    rules = config.load(tmp_path / "rules.toml")
+    assert rules.strict_tags is True and tags.allowed_tags(rules) == frozenset({"main"})
+    (tmp_path / "bad.toml").write_text(text.replace("strict_tags = true", 'strict_tags = "yes"'))
+    with pytest.raises(config.ConfigError, match="strict_tags"):
+        config.load(tmp_path / "bad.toml")
+
+
+def test_check_json_says_a_mail_is_not_for_this_tree(tmp_path: Path, capsys):
+    from bot import cli
+    text = config.DEMO_RULES.read_text().replace("[tree]\n", "[tree]\nstrict_tags = true\n", 1)
+    (tmp_path / "rules.toml").write_text(text)
+    assert cli.main(["check", "--json", "--no-cache", "--rules", str(tmp_path / "rules.toml"),
+                     str(DATA / "tag-qemu-web-patch.eml")]) == check.NOT_TESTED_EXIT
+    (msg,) = json.loads(capsys.readouterr().out)["messages"]
+    assert msg["kind"] == "not-for-tree" and "[qemu-web]" in msg["reason"]

@@ -120,6 +120,9 @@ class Rules:
     # [subset] max_kernels: build at most this many kernels per series (0: all);
     # the verdict of a cut run is partial, naming the kernels not built.
     subset_max_kernels: int = 0
+    # [tree] strict_tags: a patch whose subject tag is not in tag_branches is
+    # recorded as not for this tree and not tested (bot/ingest/tags.py).
+    strict_tags: bool = False
 
     def kernel(self, name: str) -> Kernel:
         return next(k for k in self.kernels if k.name == name)
@@ -181,6 +184,7 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         tree_branch=tree.get("branch", str, "main"),
         tag_branches=tag_branches,
         upstream=_path(base, tree.get("upstream", str, "")),
+        strict_tags=tree.get("strict_tags", bool, False),
     )
     tree.done()
 

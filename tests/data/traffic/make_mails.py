@@ -261,6 +261,28 @@ def bad_headers() -> None:
         b"Message-ID: <20260329080000.95-5\x01-jane@example.org>\n\n" + body.encode())
 
 
+def subject_tags() -> None:
+    """Subject tags that name a tree ([tree] strict_tags decides what they mean)."""
+    def one(name: str, subject: str, n: int, text: str, **kw) -> None:
+        write(name, subject, f"20260331080000.97-{n}-jane@example.org",
+              patch_body(text, hunk(f"compat/t{n}.c", f"int t{n};")), **kw)
+
+    one("tag-qemu-web-patch.eml", "[qemu-web PATCH] docs: fix the download link", 1,
+        "docs: fix the download link")
+    cover = "20260331080000.97-10-jane@example.org"
+    write("tag-net-next-0of2.eml", "[PATCH net-next 0/2] net: two fixes", cover,
+          "Two fixes for net-next.\n")
+    for n in (1, 2):
+        one(f"tag-net-next-{n}of2.eml", f"[PATCH net-next {n}/2] net: fix {n}", 10 + n,
+            f"net: fix {n}", irt=cover, refs=(cover,))
+    one("tag-known-branch.eml", "[PATCH main] compat: for the main branch", 3,
+        "compat: for the main branch")
+    one("tag-known-branch-rfc-v2.eml", "[RFC PATCH MAIN v2] compat: rfc for main", 4,
+        "compat: rfc for main")
+    one("tag-glued-version.eml", "[PATCHv2] compat: version glued to PATCH", 5,
+        "compat: version glued to PATCH")
+
+
 def mboxes() -> None:
     """git format-patch --stdout output: 'From <sha> Mon Sep 17 00:00:00 2001'
     separators, unescaped 'From ' lines in bodies; and an mboxrd file."""
@@ -298,3 +320,4 @@ if __name__ == "__main__":
     pulls()
     bodies()
     bad_headers()
+    subject_tags()
