@@ -553,7 +553,7 @@ def test_without_strict_tags_a_foreign_tag_is_tested_as_before(bot):
 
 
 def test_strict_tags_read_from_the_rules(tmp_path: Path):
-    text = config.DEMO_RULES.read_text().replace("[tree]\n", "[tree]\nstrict_tags = true\n", 1)
+    text = config.DEMO_RULES.read_text().replace("strict_tags = false", "strict_tags = true")
     (tmp_path / "rules.toml").write_text(text)
     rules = config.load(tmp_path / "rules.toml")
     assert rules.strict_tags is True and tags.allowed_tags(rules) == frozenset({"main"})
@@ -564,7 +564,7 @@ def test_strict_tags_read_from_the_rules(tmp_path: Path):
 
 def test_check_json_says_a_mail_is_not_for_this_tree(tmp_path: Path, capsys):
     from bot import cli
-    text = config.DEMO_RULES.read_text().replace("[tree]\n", "[tree]\nstrict_tags = true\n", 1)
+    text = config.DEMO_RULES.read_text().replace("strict_tags = false", "strict_tags = true")
     (tmp_path / "rules.toml").write_text(text)
     assert cli.main(["check", "--json", "--no-cache", "--rules", str(tmp_path / "rules.toml"),
                      str(DATA / "tag-qemu-web-patch.eml")]) == check.NOT_TESTED_EXIT
