@@ -1,0 +1,18 @@
+-- Migration 007: each message's thread root, kept as mail arrives, so a
+-- daemon pass joins new mail to its thread instead of re-threading the whole
+-- window (bot/series/threads.py). Rows are filled by the tracker: mail that
+-- was spooled before this migration is threaded once, on the first pass.
+
+-- Every id a series message names (itself, its In-Reply-To and References,
+-- the made-up parent of an unthreaded numbered patch), with the root of its
+-- thread: the smallest id of the set, as series.thread_roots() gives it. Ids
+-- of mail never received are kept too: two replies to a lost message stay
+-- together.
+CREATE TABLE thread_ids (
+    msgid        TEXT PRIMARY KEY,
+    root         TEXT NOT NULL
+);
+CREATE INDEX thread_ids_root ON thread_ids (root);
+
+-- An empty pass, `bpbot status` and `bpbot check` look messages up by kind.
+CREATE INDEX messages_kind ON messages (kind);
