@@ -75,9 +75,6 @@ def test_roots_in_batches_are_the_whole_window_roots(bot, seed):
     assert stored(st) == whole_window(st)
 
 
-@pytest.mark.xfail(strict=True, reason="the root of a threaded series (its cover letter, or patch"
-                   " 1 without one) also gets the made-up parent of unthreaded patches, so every"
-                   " series of one author with as many patches in the window shares one thread")
 def test_batches_give_the_versions_of_one_pass(tmp_path: Path):
     mails = list(mailgen.stream(600, 3))
     rules = dataclasses.replace(config.load(config.DEMO_RULES, base_dir=tmp_path), grace_seconds=0)
@@ -99,10 +96,31 @@ def test_unthreaded_series_neither_merged_nor_split(bot):
     for name in names:  # one pass each, in this order
         feed([(TRAFFIC / name).read_bytes()])
     roots = stored(st)
-    un = {roots[f"20260322080000.3{n}-jane@example.org"] for n in (1, 2, 3)}
-    assert len(un) == 1
-    assert len({roots[r] for r in roots if "70-" in r}) == 2  # the two [PATCH v2] mails
     assert roots == whole_window(st)
+    grouped = threads.groups(st, set(roots.values()), 0)
+    un = {grouped[roots[f"20260322080000.3{n}-jane@example.org"]] for n in (1, 2, 3)}
+    assert un == {"unthreaded.v1.3.jane@example.org@bpbot.invalid"}
+    v2 = {grouped[roots[f"20260326080000.70-{x}-jane@example.org"]] for x in "ab"}
+    assert len(v2) == 2  # the two [PATCH v2] mails: one patch each, two series
+
+
+def test_threaded_series_of_one_sender_stay_apart(bot):
+    """The cover letters of two threaded 2-patch series have no threading headers;
+    their patches answer them, so neither is taken for an unthreaded part."""
+    rules, st, feed = bot
+    for series_no in (1, 2):
+        cover = f"c{series_no}@x"
+        mails = [f"From: Jane <jane@x.org>\nSubject: [PATCH 0/2] series {series_no}\n"
+                 f"Message-ID: <{cover}>\n\nTwo patches.\n".encode()]
+        for n in (1, 2):
+            mails.append((f"From: Jane <jane@x.org>\nSubject: [PATCH {n}/2] s{series_no} p{n}\n"
+                          f"Message-ID: <p{series_no}{n}@x>\nIn-Reply-To: <{cover}>\n"
+                          f"References: <{cover}>\n\nx\n---\ndiff --git a/f{n} b/f{n}\n"
+                          f"--- a/f{n}\n+++ b/f{n}\n@@ -1 +1 @@\n-a\n+b{series_no}\n").encode())
+        feed(mails[:1])  # the cover alone first: lone for a pass
+        feed(mails[1:])
+    got = versions(st)
+    assert [(v[2], v[3]) for v in got] == [("[1, 2]", "ready"), ("[1, 2]", "ready")], got
 
 
 def mail(msgid: str, parent: str = "", refs: str = "") -> bytes:

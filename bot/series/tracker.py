@@ -41,7 +41,11 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
         return 0
     since = now() - rules.window_days * 86400
     roots = threads.join(state, fresh, since)
-    members = threads.members(state, set(roots.values()), since)
+    grouped = threads.groups(state, set(roots.values()), since)
+    members: dict[str, list[str]] = {root: [] for root in grouped.values()}
+    for root, ids in threads.members(state, set(grouped), since).items():
+        members[grouped[root]] += ids
+    roots = {msgid: grouped[root] for msgid, root in roots.items()}
     if one_thread:
         every = sorted({m for ids in members.values() for m in ids})
         first = min(roots.values())
