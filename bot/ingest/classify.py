@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from b4 import LoreSubject
 
 from bot.ingest import mail, patchmail
+from bot.ingest.lists import ListRule
 from bot.ingest.silence import bounce_reason
 
 PATCH = "patch"
@@ -59,6 +60,7 @@ class Classified:
     expected: int = 0
     trailers: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()
+    through_list: bool = True  # with ``lists``: its List-Id, or the list in To/Cc
 
     @property
     def parent(self) -> str:
@@ -67,10 +69,12 @@ class Classified:
 
 
 def classify(raw: bytes, bot_address: str = "", loop_id: str = "",
-             max_bytes: int = 0) -> Classified:
-    """Say what ``raw`` is. Never raises; unusable input is QUARANTINE."""
+             max_bytes: int = 0, lists: ListRule | None = None) -> Classified:
+    """Say what ``raw`` is. Never raises; unusable input is QUARANTINE.
+    With ``lists``, also whether it came through the list (read from the same
+    parse: a series message is parsed once at ingest)."""
     try:
-        return _classify(raw, bot_address.lower(), loop_id, max_bytes)
+        return _classify(raw, bot_address.lower(), loop_id, max_bytes, lists)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
         mid = mail.normalise_msgid(_grep_header(raw, b"message-id")) or \
             mail.message_id(mail.parse_bytes(b""), raw)[0]
@@ -91,7 +95,8 @@ def _header_block(raw: bytes) -> bytes:
     return raw[:min(ends)] + b"\n\n" if ends else raw[:1024 * 1024]
 
 
-def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
+def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
+              lists: ListRule | None) -> Classified:
     if not raw.strip():
         return Classified(QUARANTINE, "empty message",
                           mail.message_id(mail.parse_bytes(b""), raw)[0], msgid_made_up=True)
@@ -118,6 +123,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
         msgid=msgid, msgid_made_up=made_up, subject=subject, from_name=from_name,
         from_addr=from_addr, date=mail.header(msg, "Date"),
         in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")), references=refs,
+        through_list=lists.came_through_list(msg) if lists is not None else True,
     )
 
     def out(kind: str, reason: str, **extra) -> Classified:

@@ -55,10 +55,10 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
     result = SpoolResult()
     rows = []
     for raw in raws:
-        c = cls.classify(raw, bot_address, loop_id, max_bytes)
+        c = cls.classify(raw, bot_address, loop_id, max_bytes, lists)
         c = tags.not_for_tree(c, tree_tags)
         if lists is not None:
-            c = not_through_list(c, raw, lists)
+            c = not_through_list(c, lists)
         rows.append((raw, c))
     stamp = now()
     with state.tx() as db:
@@ -103,9 +103,9 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
     return result
 
 
-def not_through_list(c: cls.Classified, raw: bytes, lists: ListRule) -> cls.Classified:
+def not_through_list(c: cls.Classified, lists: ListRule) -> cls.Classified:
     """A patch or cover letter mailed to the bot, not through the list: kept, not tested."""
-    if c.kind not in (cls.PATCH, cls.COVER) or lists.came_through_list(_headers(raw)):
+    if c.kind not in (cls.PATCH, cls.COVER) or c.through_list:
         return c
     return dataclasses.replace(
         c, kind=DIRECT, reason=f"{c.kind} mailed to the bot directly, not through the list "
