@@ -37,13 +37,20 @@ def rows(state: State) -> list[dict]:
     return out
 
 
-def quarantined(state: State, limit: int | None = None) -> list[dict]:
+def quarantined(state: State, limit: int | None = None,
+                hide_addresses: bool = False) -> list[dict]:
     """Mail kept aside and never used, newest first: msgid, subject, reason and
-    when it arrived (``received_at``, seconds since the epoch)."""
-    return state.query(
+    when it arrived (``received_at``, seconds since the epoch). ``hide_addresses``
+    for the status page: a quarantined mail may have been written to the bot,
+    not to the list, so addresses in subjects and reasons become <address>."""
+    items = state.query(
         "SELECT msgid, subject, reason, received_at FROM messages WHERE kind = 'quarantine'"
         " ORDER BY received_at DESC, rowid DESC" + (" LIMIT ?" if limit else ""),
         (limit,) if limit else ())
+    for q in items if hide_addresses else ():
+        for key in ("subject", "reason"):
+            q[key] = ADDRESS.sub("<address>", q[key] or "")
+    return items
 
 
 def summary(state: State) -> dict:
