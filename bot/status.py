@@ -72,6 +72,9 @@ def _kernels(steps: list[dict]) -> str:
                     for s in steps if s["name"] == "kernel")
 
 
+TEXT_QUARANTINED = 20  # the newest shown by `bpbot status`; --json has them all
+
+
 def render_table(state: State) -> str:
     data = summary(state)
     lines = [f"{'series':<44} {'ver':<4} {'state':<11} {'verdict':<12} builds",
@@ -86,8 +89,11 @@ def render_table(state: State) -> str:
     lines.append("replies: " + (", ".join(f"{k} {n}" for k, n in sorted(data["outbox"].items()))
                                 or "none"))
     if data["quarantined"]:
-        lines += ["", f"quarantined ({len(data['quarantined'])}, newest first):"]
-        for q in data["quarantined"]:
+        shown = data["quarantined"][:TEXT_QUARANTINED]
+        more = len(data["quarantined"]) - len(shown)
+        lines += ["", f"quarantined ({len(data['quarantined'])}, newest first"
+                  + (f"; {more} older in --json" if more else "") + "):"]
+        for q in shown:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(q["received_at"]))
             lines.append(f"  {stamp} <{q['msgid']}> {q['subject'] or '(no subject)'}")
             lines.append(f"      {q['reason']}")
