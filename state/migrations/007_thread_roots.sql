@@ -20,3 +20,7 @@ CREATE INDEX thread_ids_lone_key ON thread_ids (lone_key) WHERE lone_key != '';
 
 -- An empty pass, `bpbot status` and `bpbot check` look messages up by kind.
 CREATE INDEX messages_kind ON messages (kind);
+
+-- A reply joins the versions of its thread by root (tracker._note_replies,
+-- and `retest <thread root>`): without it each reply scans every version.
+CREATE INDEX IF NOT EXISTS versions_thread_root ON versions (thread_root);
