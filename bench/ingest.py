@@ -3,14 +3,19 @@
     python3 bench/ingest.py                    # 10,000 messages
     python3 bench/ingest.py --messages 2000
     python3 bench/ingest.py --profile out.prof # cProfile; prints the top of bot/ and b4
+    python3 bench/ingest.py --messages 50000 --assemble-each-batch  # the daemon's rhythm
 
 Generates a deterministic mailbox (bench/mailgen.py: series v1..v3 with and
 without cover letters, replies with trailers, discussion, bounces,
 auto-replies), then times what the daemon does with new mail: a fresh
 ``State`` in a temp dir, ``spool.spool()`` in batches of 200, then one
-``tracker.assemble()`` with the rules of rules/demo.toml. Progress goes to
-stderr; the last stdout line is
+``tracker.assemble()`` with the rules of rules/demo.toml (with
+``--assemble-each-batch``, also one after every batch, as the daemon does
+after each poll). Then single daemon passes over the full window: one with no new mail, one
+with one new reply to a patch, one with one new patch (median of three).
+Progress goes to stderr; the last stdout lines are
 
+    pass_empty_ms=<x> pass_reply_ms=<x> pass_patch_ms=<x>
     msgs_per_s=<n> peak_rss_mb=<n> messages=<n>
 
 The mailbox is generated batch by batch while spooling, so peak RSS shows
@@ -25,6 +30,7 @@ import itertools
 import logging
 import pstats
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -100,12 +106,50 @@ def run(messages: int, seed: int, batch_size: int, workdir: Path,
         "SELECT kind, COUNT(*) AS n FROM messages GROUP BY kind ORDER BY n DESC")}
     states = {r["state"]: r["n"] for r in state.query(
         "SELECT state, COUNT(*) AS n FROM versions GROUP BY state ORDER BY n DESC")}
+    passes = single_passes(state, rules)
     state.close()
     return dict(messages=done, new=new, quarantined=quarantined, gen_s=gen_s, spool_s=spool_s,
                 assemble_s=assemble_s, total_s=total_s,
                 spool_cpu=cpu_asm - cpu_start - each_cpu,
                 assemble_cpu=cpu_end - cpu_asm + each_cpu, touched=touched, kinds=kinds,
-                states=states, versions=sum(states.values()))
+                states=states, versions=sum(states.values()), passes=passes)
+
+
+def one_more(state: State, rules, raw: bytes) -> tuple[float, float]:
+    """Milliseconds (wall, CPU) of one daemon pass (spool is not counted) after
+    ``raw`` arrives. CPU shows the cost on a busy machine, where wall time wobbles."""
+    spool.spool(state, "bench", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
+    t, c = time.perf_counter(), time.process_time()
+    tracker.assemble(state, rules)
+    return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+
+
+def single_passes(state: State, rules) -> dict[str, float]:
+    """A pass with nothing new, with one new reply to a patch, with one new patch
+    (each the median of three: the first call warms b4's lazily compiled patterns)."""
+    t = time.perf_counter()
+    tracker.assemble(state, rules)
+    empty = (time.perf_counter() - t) * 1000
+    replies, patches = [], []
+    for n in range(3):
+        target = state.one("SELECT msgid, subject FROM messages WHERE kind = 'patch'"
+                           " ORDER BY received_at DESC, rowid DESC LIMIT 1 OFFSET ?", (n + 1,))
+        reply = (f"From: Sam Reviewer <sam@example.com>\nTo: {mailgen.LIST}\n"
+                 f"Subject: Re: {target['subject']}\nMessage-ID: <bench-reply-{n}@example.com>\n"
+                 f"In-Reply-To: <{target['msgid']}>\nReferences: <{target['msgid']}>\n\n"
+                 "Reviewed-by: Sam Reviewer <sam@example.com>\n").encode()
+        patch = (f"From: Jane Doe <jane@example.org>\nTo: {mailgen.LIST}\n"
+                 f"Subject: [PATCH] compat: one more {n}\n"
+                 f"Message-ID: <bench-patch-{n}@example.org>\n\n"
+                 "One more.\n\nSigned-off-by: Jane Doe <jane@example.org>\n---\n"
+                 f"diff --git a/compat/x{n}.c b/compat/x{n}.c\n--- a/compat/x{n}.c\n"
+                 f"+++ b/compat/x{n}.c\n@@ -1,1 +1,2 @@\n int a;\n+int b;\n").encode()
+        replies.append(one_more(state, rules, reply))
+        patches.append(one_more(state, rules, patch))
+    return dict(empty=empty, reply=statistics.median(r[0] for r in replies),
+                patch=statistics.median(p[0] for p in patches),
+                reply_cpu=statistics.median(r[1] for r in replies),
+                patch_cpu=statistics.median(p[1] for p in patches))
 
 
 def report_profile(prof: cProfile.Profile, path: str) -> None:
@@ -162,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generator     {res['gen_s']:.2f} s (not counted)")
     print(f"memory        peak rss {peak_rss_mb():.0f} MB in this process"
           + ("" if serial else " (pool workers not included; --serial to include b4)"))
+    p = res["passes"]
+    print(f"pass_empty_ms={p['empty']:.1f} pass_reply_ms={p['reply']:.1f} "
+          f"pass_patch_ms={p['patch']:.1f} (cpu: reply {p['reply_cpu']:.1f} ms,"
+          f" patch {p['patch_cpu']:.1f} ms)")
     print(f"msgs_per_s={rate:.0f} peak_rss_mb={peak_rss_mb():.0f} messages={res['messages']}")
     return 0
 

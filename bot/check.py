@@ -37,7 +37,7 @@ from bot import check_cache, store
 from bot.check_cache import CheckCache
 from bot.config import rules as config
 from bot.demo import layout
-from bot.ingest import classify, spool
+from bot.ingest import classify, spool, tags
 from bot.sandbox import cleanup, git, proc
 from bot.state import State, loads
 from bot.store import views as store_views
@@ -126,7 +126,7 @@ def _check(rules: config.Rules, raws: list[bytes], scratch: Path, cache: CheckCa
     state = State(rules.state_dir / "bpbot.sqlite")
     known = cache.load_into(state) if cache is not None else set()
     spool.spool(state, "check", raws, bot_address=rules.bot_address, loop_id=rules.loop_id,
-                max_bytes=rules.max_message_bytes)
+                max_bytes=rules.max_message_bytes, tree_tags=tags.allowed_tags(rules))
     if state.one("SELECT 1 FROM messages WHERE kind IN (?, ?)", (classify.PATCH, classify.COVER)):
         _test_series(state, rules, options.show_progress)
     _say_base(state, known, cache)
@@ -328,6 +328,7 @@ def _as_json(state: State, replies: list[dict], code: int) -> dict:
         messages=[dict(msgid=m["msgid"], subject=m["subject"], kind=m["kind"], reason=m["reason"])
                   for m in state.query("SELECT msgid, subject, kind, reason FROM messages"
                                        " ORDER BY received_at, rowid")],
+        quarantined=status.quarantined(state),
         replies=[dict(kind=r["kind"], recipients=loads(r["recipients"], []),
                       text=email.message_from_bytes(bytes(r["raw"]),
                                                     policy=email.policy.default).get_content())

@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,12 +34,29 @@ def rows(state: State) -> list[dict]:
     return out
 
 
+def quarantined(state: State, limit: int | None = None,
+                hide_addresses: bool = False) -> list[dict]:
+    """Mail kept aside and never used, newest first: msgid, subject, reason and
+    when it arrived (``received_at``, seconds since the epoch). ``hide_addresses``
+    for the status page: a quarantined mail may have been written to the bot,
+    not to the list, so addresses in subjects and reasons become <address>."""
+    items = state.query(
+        "SELECT msgid, subject, reason, received_at FROM messages WHERE kind = 'quarantine'"
+        " ORDER BY received_at DESC, rowid DESC" + (" LIMIT ?" if limit else ""),
+        (limit,) if limit else ())
+    for q in items if hide_addresses else ():
+        for key in ("subject", "reason"):
+            q[key] = ADDRESS.sub("<address>", q[key] or "")
+    return items
+
+
 def summary(state: State) -> dict:
     counts = {r["kind"]: r["n"] for r in state.query(
         "SELECT kind, COUNT(*) AS n FROM messages GROUP BY kind")}
     outbox = {r["state"]: r["n"] for r in state.query(
         "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
     return dict(messages=counts, outbox=outbox, series=rows(state),
+                quarantined=quarantined(state),
                 last_poll_at=state.meta_get("last_poll_at"),
                 last_sent_at=state.meta_get("last_sent_at"))
 
@@ -48,6 +66,9 @@ def _kernels(steps: list[dict]) -> str:
     marks = words(VERDICT_LABELS, "cell")
     return " ".join(f"{s['kernel']}:{marks.get(s['verdict'], s['verdict'])}"
                     for s in steps if s["name"] == "kernel")
+
+
+TEXT_QUARANTINED = 20  # the newest shown by `bpbot status`; --json has them all
 
 
 def render_table(state: State) -> str:
@@ -63,6 +84,15 @@ def render_table(state: State) -> str:
     lines.append(f"messages: {kinds or 'none'}")
     lines.append("replies: " + (", ".join(f"{k} {n}" for k, n in sorted(data["outbox"].items()))
                                 or "none"))
+    if data["quarantined"]:
+        shown = data["quarantined"][:TEXT_QUARANTINED]
+        more = len(data["quarantined"]) - len(shown)
+        lines += ["", f"quarantined ({len(data['quarantined'])}, newest first"
+                  + (f"; {more} older in --json" if more else "") + "):"]
+        for q in shown:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(q["received_at"]))
+            lines.append(f"  {stamp} <{q['msgid']}> {q['subject'] or '(no subject)'}")
+            lines.append(f"      {q['reason']}")
     return "\n".join(lines)
 
 

@@ -84,7 +84,8 @@ class Rules:
     tree_url: str
     tree_branch: str
     tag_branches: dict[str, str]
-    # [tree] strict_tags: a subject tag not in tag_branches is the patch's error.
+    # [tree] strict_tags: a patch whose subject tag is not in tag_branches is not for
+    # this tree: recorded as such (kind not-for-tree), not tested, not answered.
     strict_tags: bool
     upstream: Path | None
     generate_commands: list[list[str]]

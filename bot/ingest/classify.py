@@ -9,6 +9,8 @@ database, disk or network and never raises.
 from __future__ import annotations
 
 import datetime
+import email.errors
+import email.header
 import email.utils
 import re
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from b4 import LoreSubject
 
 from bot.ingest import mail, patchmail
+from bot.ingest.lists import ListRule
 from bot.ingest.silence import bounce_reason
 
 PATCH = "patch"
@@ -57,6 +60,7 @@ class Classified:
     expected: int = 0
     trailers: tuple[str, ...] = field(default=())
     notes: tuple[str, ...] = ()
+    through_list: bool = True  # with ``lists``: its List-Id, or the list in To/Cc
 
     @property
     def parent(self) -> str:
@@ -65,10 +69,12 @@ class Classified:
 
 
 def classify(raw: bytes, bot_address: str = "", loop_id: str = "",
-             max_bytes: int = 0) -> Classified:
-    """Say what ``raw`` is. Never raises; unusable input is QUARANTINE."""
+             max_bytes: int = 0, lists: ListRule | None = None) -> Classified:
+    """Say what ``raw`` is. Never raises; unusable input is QUARANTINE.
+    With ``lists``, also whether it came through the list (read from the same
+    parse: a series message is parsed once at ingest)."""
     try:
-        return _classify(raw, bot_address.lower(), loop_id, max_bytes)
+        return _classify(raw, bot_address.lower(), loop_id, max_bytes, lists)
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
         mid = mail.normalise_msgid(_grep_header(raw, b"message-id")) or \
             mail.message_id(mail.parse_bytes(b""), raw)[0]
@@ -89,7 +95,8 @@ def _header_block(raw: bytes) -> bytes:
     return raw[:min(ends)] + b"\n\n" if ends else raw[:1024 * 1024]
 
 
-def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
+def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
+              lists: ListRule | None) -> Classified:
     if not raw.strip():
         return Classified(QUARANTINE, "empty message",
                           mail.message_id(mail.parse_bytes(b""), raw)[0], msgid_made_up=True)
@@ -116,6 +123,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int) -> Classified:
         msgid=msgid, msgid_made_up=made_up, subject=subject, from_name=from_name,
         from_addr=from_addr, date=mail.header(msg, "Date"),
         in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")), references=refs,
+        through_list=lists.came_through_list(msg) if lists is not None else True,
     )
 
     def out(kind: str, reason: str, **extra) -> Classified:
@@ -180,6 +188,8 @@ def _header_problem(msg, raw: bytes) -> str:
         for value in msg.get_all(name) or []:
             if (bad := _CONTROL.search(str(value))):
                 return f"illegal character U+{ord(bad.group()):04X} in the {name} header"
+    if (reason := _bad_encoded_word(msg)):
+        return reason
     msgid = mail.normalise_msgid(mail.header(msg, "Message-ID"))
     if len(msgid) > MAX_MSGID:
         return f"the Message-ID is {len(msgid)} characters long, over the limit of {MAX_MSGID}"
@@ -192,6 +202,28 @@ def _header_problem(msg, raw: bytes) -> str:
             datetime.datetime(*parsed[:6])
     except (ValueError, TypeError, OverflowError, IndexError) as exc:
         return f"unreadable Date header {value!r}: {exc}; b4 cannot place the mail in a series"
+    return ""
+
+
+# An RFC 2047 encoded word in base64 ("B") encoding: =?charset?b?text?=
+_B_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?[^?\s]*\?=")
+B4_DECODED = ("From", "Subject", "References")  # the headers b4 decodes as it reads a mail
+
+
+def _bad_encoded_word(msg) -> str:
+    """An encoded word of a header b4 decodes whose base64 cannot be decoded, named, or ''.
+
+    Read from the raw header, as strictly as b4 reads it (the email package's
+    ``decode_header``: padding added when missing, characters outside the
+    alphabet skipped, as git mailinfo does too); what b4 still cannot decode
+    makes it raise and drop the whole thread."""
+    for name in B4_DECODED:
+        for value in msg.get_all(name) or []:
+            for word in _B_WORD.findall(str(value)):
+                try:
+                    email.header.decode_header(word)
+                except (email.errors.HeaderParseError, ValueError) as exc:
+                    return f"bad base64 in an encoded word of the {name} header ({word}): {exc}"
     return ""
 
 

@@ -25,6 +25,9 @@ _REPLY = re.compile(r"^\s*((?:(?:re|aw|sv|fwd?)\s*:\s*)+)", re.I)
 _N_OF_M = re.compile(r"\b(\d{1,4})\s+of\s+(\d{1,4})\b", re.I)
 _NM = re.compile(r"^(\d{1,4})/(\d{1,4})$")
 _VERSION = re.compile(r"^v(\d{1,3})$", re.I)
+_GLUED_VERSION = re.compile(r"\b(PATCH)(v\d{1,3})\b", re.I)
+# Prefixes that say how a patch is sent, not which tree it is for.
+_HOW_SENT = re.compile(r"^(RFC|RESEND|PATCH.*)$", re.I)
 _PULL_TAG = re.compile(r"^\s*(?:re:\s*)?\[(?:[^\]]*[\s,])?(?:GIT[\s,]+)?PULL(?:[\s,][^\]]*)?\]",
                        re.I)
 _PULL_TEXT = re.compile(r"^The following changes since commit [0-9a-f]{7,}", re.M)
@@ -46,6 +49,7 @@ class Numbering:
 def _tokens(brackets: str) -> list[str]:
     inner = " ".join(re.findall(r"\[([^\]]*)\]", brackets))
     inner = _N_OF_M.sub(r"\1/\2", inner)
+    inner = _GLUED_VERSION.sub(r"\1 \2", inner)  # "PATCHv2", read as b4 reads it
     return [t for t in re.split(r"[\s,]+", inner) if t]
 
 
@@ -68,6 +72,12 @@ def numbering(subject: str) -> Numbering:
         else:
             tags.append(token)
     return Numbering(revision, counter, expected, numbered, patch or numbered, tuple(tags))
+
+
+def tree_tags(subject: str) -> tuple[str, ...]:
+    """The subject's tags that name a tree or branch ("[qemu-web PATCH]",
+    "[PATCH net-next 1/2]", "[PATCH 6.1]"): what [tree] tag_branches maps."""
+    return tuple(t for t in numbering(subject).tags if not _HOW_SENT.match(t))
 
 
 def canonical_subject(subject: str) -> str:

@@ -17,7 +17,7 @@ from imapclient import IMAPClient
 
 from bot.config.rules import Rules
 from bot.errors import InfraError
-from bot.ingest import spool
+from bot.ingest import spool, tags
 from bot.ingest.lists import ListRule
 from bot.state import State
 
@@ -52,7 +52,7 @@ class LocalSource:
         result = spool.spool(self.state, self.name, [raw for _, raw in items],
                              bot_address=self.rules.bot_address, loop_id=self.rules.loop_id,
                              max_bytes=self.rules.max_message_bytes,
-                             lists=ListRule.of(self.rules))
+                             lists=ListRule.of(self.rules), tree_tags=tags.allowed_tags(self.rules))
         self._seen.update(k for k, _ in items)
         return result.new
 
@@ -156,7 +156,7 @@ class ImapSource:
                     self.state, self.name, raws, bot_address=self.rules.bot_address,
                     loop_id=self.rules.loop_id, max_bytes=self.rules.max_message_bytes,
                     cursor=spool.Cursor(self.name, self.uidvalidity, chunk[-1]),
-                    lists=ListRule.of(self.rules))
+                    lists=ListRule.of(self.rules), tree_tags=tags.allowed_tags(self.rules))
                 new += result.new
             if held:
                 break  # the cursor stays before the UID that came without its body

@@ -6,10 +6,13 @@ covers, so a crash between the two cannot skip or repeat mail.
 With ``lists`` (the daemon's sources; ``bpbot check`` reads local files and
 passes none), a patch or cover letter that did not come through the list is
 kept as kind ``direct`` and never tested: its report would Cc the list about
-mail the list never saw. When the same Message-ID arrives twice with other
-bytes, the first copy is used, unless it did not come through the list and
-the second carries the list's List-Id: then the list's copy is used and the
-other is kept in quarantine.
+mail the list never saw. With the rules' strict_tags, a patch tagged for
+another tree is kept as kind ``not-for-tree`` (bot/ingest/tags.py).
+
+When the same Message-ID arrives twice with other bytes, the first copy is
+used, unless it did not come through the list and the second carries the
+list's List-Id: then the list's copy is used and the other is kept in
+quarantine.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from email.parser import BytesHeaderParser
 from hashlib import sha256
 
 from bot.ingest import classify as cls
-from bot.ingest import mail
+from bot.ingest import mail, tags
 from bot.ingest.lists import DIRECT, ListRule
 from bot.state import State, dumps, now
 
@@ -45,13 +48,17 @@ class SpoolResult:
 
 def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
           loop_id: str, max_bytes: int = 0, cursor: Cursor | None = None,
-          lists: ListRule | None = None) -> SpoolResult:
+          lists: ListRule | None = None,
+          tree_tags: frozenset[str] | None = None) -> SpoolResult:
+    """Classify and store ``raws``; ``tree_tags``: the subject tags this tree takes
+    when the rules have strict_tags (bot/ingest/tags.py), None for any."""
     result = SpoolResult()
     rows = []
     for raw in raws:
-        c = cls.classify(raw, bot_address, loop_id, max_bytes)
+        c = cls.classify(raw, bot_address, loop_id, max_bytes, lists)
+        c = tags.not_for_tree(c, tree_tags)
         if lists is not None:
-            c = not_through_list(c, raw, lists)
+            c = not_through_list(c, lists)
         rows.append((raw, c))
     stamp = now()
     with state.tx() as db:
@@ -96,9 +103,9 @@ def spool(state: State, source: str, raws: list[bytes], *, bot_address: str,
     return result
 
 
-def not_through_list(c: cls.Classified, raw: bytes, lists: ListRule) -> cls.Classified:
+def not_through_list(c: cls.Classified, lists: ListRule) -> cls.Classified:
     """A patch or cover letter mailed to the bot, not through the list: kept, not tested."""
-    if c.kind not in (cls.PATCH, cls.COVER) or lists.came_through_list(_headers(raw)):
+    if c.kind not in (cls.PATCH, cls.COVER) or c.through_list:
         return c
     return dataclasses.replace(
         c, kind=DIRECT, reason=f"{c.kind} mailed to the bot directly, not through the list "

@@ -1,6 +1,7 @@
 """Tracker: turns spooled mail into series versions in state.
 
-Threads touched by new mail are re-assembled with b4; a complete version
+New mail joins the thread roots kept in state (bot/series/threads.py);
+threads touched by new mail are re-assembled with b4; a complete version
 becomes ``ready``, an incomplete one ``waiting`` until its grace period ends
 (then ``incomplete`` and answered), and a newer version supersedes an older
 one not yet tested.
@@ -11,15 +12,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
 from bot import store
 from bot.config.rules import Rules
 from bot.ingest import classify as cls
-from bot.ingest import patchmail
 from bot.model import VersionState
 from bot.series import assembly as series
+from bot.series import threads
 from bot.state import State, dumps, loads, now
 
 log = logging.getLogger(__name__)
@@ -30,32 +30,33 @@ OPEN_STATES = ("waiting", "ready")
 def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     """Re-assemble every thread with unassembled mail; returns versions touched.
 
+    New mail joins the thread roots kept in state (bot/series/threads.py), so
+    a pass costs in proportion to its new mail, not to the window.
     ``one_thread`` treats all mail as one thread: for ``bpbot check`` on
     ``git format-patch`` output, whose files carry no threading headers.
     """
-    fresh = state.query(f"SELECT msgid, kind FROM messages WHERE assembled = 0"
-                        f" AND kind IN ({KINDS_SQL})")
+    fresh = state.query(f"SELECT msgid, kind, in_reply_to, refs, subject, from_addr FROM messages"
+                        f" WHERE assembled = 0 AND kind IN ({KINDS_SQL}) ORDER BY received_at,"
+                        " rowid")
     if not fresh:
         _mark_rest(state)
         return 0
     since = now() - rules.window_days * 86400
-    rows = state.query(f"SELECT msgid, kind, in_reply_to, refs, subject, from_addr FROM messages"
-                       f" WHERE kind IN ({KINDS_SQL}) AND (received_at >= ? OR assembled = 0)",
-                       (since,))
-    links = [(r["msgid"], r["in_reply_to"] or unthreaded_parent(r), loads(r["refs"], []))
-             for r in rows]
-    roots = series.thread_roots(links)
-    if one_thread and roots:
+    roots = threads.join(state, fresh, since)
+    grouped = threads.groups(state, set(roots.values()), since)
+    members: dict[str, list[str]] = {root: [] for root in grouped.values()}
+    for root, ids in threads.members(state, set(grouped), since).items():
+        members[grouped[root]] += ids
+    roots = {msgid: grouped[root] for msgid, root in roots.items()}
+    if one_thread:
+        every = sorted({m for ids in members.values() for m in ids})
         first = min(roots.values())
         roots = {m: first for m in roots}
-    members: dict[str, list[str]] = defaultdict(list)
-    for msgid, root in roots.items():
-        members[root].append(msgid)
+        members = {first: every}
     # Only patches and cover letters change how b4 groups a thread; a reply
     # just joins the thread's list (its trailers are read at test time).
-    touched = sorted({roots[r["msgid"]] for r in fresh
-                      if r["msgid"] in roots and r["kind"] != cls.REPLY})
-    replied = {roots[r["msgid"]] for r in fresh if r["msgid"] in roots} - set(touched)
+    touched = sorted({roots[r["msgid"]] for r in fresh if r["kind"] != cls.REPLY})
+    replied = {roots[r["msgid"]] for r in fresh} - set(touched)
     _note_replies(state, replied, members)
     count = 0
     pool = _pool(rules) if len(touched) >= POOL_MIN_THREADS else None
@@ -78,18 +79,6 @@ def assemble(state: State, rules: Rules, one_thread: bool = False) -> int:
     _mark_rest(state)
     _supersede(state)
     return count
-
-
-def unthreaded_parent(row) -> str:
-    """A numbered patch or cover letter sent without In-Reply-To/References
-    joins the other parts of its series (same sender, version and length)
-    under a made-up parent, so they are assembled together, in number order."""
-    if row["kind"] == cls.REPLY or row["in_reply_to"] or loads(row["refs"], []):
-        return ""
-    n = patchmail.numbering(row["subject"] or "")
-    if not n.numbered or n.expected < 2:
-        return ""
-    return f"unthreaded.v{n.revision}.{n.expected}.{row['from_addr']}@bpbot.invalid"
 
 
 POOL_MIN_THREADS = 64   # below this, a process pool costs more than it saves

@@ -10,6 +10,7 @@ the same state as ``bpbot status`` through bot/status.py, opened read-only
     /log/<step id>      one step's log as text/plain
     /runs/<id>/base/<kernel>  the base build's log the run was compared with
     /api/series, /api/series/<id>, /api/queue, /api/health   the same data as JSON
+    /api/quarantine     mail kept aside and never used, with why (newest 50)
 
 Logs are read at the path the step recorded, and only when that path, with
 every symlink resolved, lies under the state's work dir (``<state_dir>/work``).
@@ -177,6 +178,7 @@ class StatusApp:
                 (r"/api/series", self.api_series),
                 (r"/api/series/(\d+)", self.api_version),
                 (r"/api/queue", self.api_queue),
+                (r"/api/quarantine", self.api_quarantine),
                 (r"/api/health", self.api_health),
             )]
 
@@ -219,7 +221,7 @@ class StatusApp:
         recent = list(reversed(rows))[:limit]
         html = web_html.index(recent, self.kernel_names(recent),
                                    self.redact.data(status.queue(self.state)), self._health(),
-                                   len(rows))
+                                   len(rows), self._quarantined())
         return Response(200, html.encode())
 
     def series_page(self, version_id: str, query: dict, run_id: int | None = None) -> Response:
@@ -287,6 +289,12 @@ class StatusApp:
             found = log_file(self.log_root, row.pop("log_path"))
             row["log_url"] = f"/runs/{detail['run']['id']}/base/{kernel}" if found else ""
         return _json(self.redact.data(detail))
+
+    def _quarantined(self) -> list[dict]:
+        return self.redact.data(status.quarantined(self.state, DEFAULT_LIMIT, hide_addresses=True))
+
+    def api_quarantine(self, query: dict) -> Response:
+        return _json({"quarantined": self._quarantined()})
 
     def api_queue(self, query: dict) -> Response:
         return _json(self.redact.data(status.queue(self.state)))

@@ -234,10 +234,17 @@ def bad_headers() -> None:
           "20260329080000.95-2-jane@example.org", body, date="Mon, 32 Jan 2026 08:00:00 +0000")
     write("header-date-hour-25.eml", "[PATCH] compat: date at 25:61",
           "20260329080000.95-6-jane@example.org", body, date="Mon, 30 Mar 2026 25:61:00 +0000")
-    (HERE / "header-bad-base64-encoded-word.eml").write_bytes(
+    # A stray character and excess padding that git mailinfo and b4 both skip: read.
+    (HERE / "header-sloppy-base64-encoded-word.eml").write_bytes(
         b"From: =?utf-8?b?SmFuZSBE===?= <jane@example.org>\nTo: " + LIST.encode() +
         b"\nSubject: =?utf-8?b?W1BBVENIXSBjb21wYXQ6IGJhZA*==?=\nDate: Sun, 29 Mar 2026 08:00:03 +0000\n"
         b"Message-ID: <20260329080000.95-3-jane@example.org>\n\n" + body.encode())
+    # Base64 that does not decode (b4 raises on it): quarantined.
+    write("header-bad-base64-subject.eml", "=?utf-8?b?!!!notbase64?=",
+          "20260329080000.95-9-jane@example.org", body)
+    write("header-bad-base64-from.eml", "[PATCH] compat: bad base64 in From",
+          "20260329080000.95-10-jane@example.org", body,
+          sender="=?utf-8?b?!!!notbase64?= <jane@example.org>")
     series_body = (HERE / "unthreaded-2of3.eml").read_text().split("\n\n", 1)[1]
     write("series-2of3-date-day-32.eml", "[PATCH 2/3] compat: unthreaded 2",
           "20260329080000.95-7-jane@example.org", series_body, date="Mon, 32 Jan 2026 08:00:00 +0000")
@@ -252,6 +259,28 @@ def bad_headers() -> None:
         b"From: Jane\x00Doe <jane@example.org>\nTo: " + LIST.encode() +
         b"\nSubject: [PATCH] compat: \x07bell and \x1b escape\nDate: Sun, 29 Mar 2026 08:00:05 +0000\n"
         b"Message-ID: <20260329080000.95-5\x01-jane@example.org>\n\n" + body.encode())
+
+
+def subject_tags() -> None:
+    """Subject tags that name a tree ([tree] strict_tags decides what they mean)."""
+    def one(name: str, subject: str, n: int, text: str, **kw) -> None:
+        write(name, subject, f"20260331080000.97-{n}-jane@example.org",
+              patch_body(text, hunk(f"compat/t{n}.c", f"int t{n};")), **kw)
+
+    one("tag-qemu-web-patch.eml", "[qemu-web PATCH] docs: fix the download link", 1,
+        "docs: fix the download link")
+    cover = "20260331080000.97-10-jane@example.org"
+    write("tag-net-next-0of2.eml", "[PATCH net-next 0/2] net: two fixes", cover,
+          "Two fixes for net-next.\n")
+    for n in (1, 2):
+        one(f"tag-net-next-{n}of2.eml", f"[PATCH net-next {n}/2] net: fix {n}", 10 + n,
+            f"net: fix {n}", irt=cover, refs=(cover,))
+    one("tag-known-branch.eml", "[PATCH main] compat: for the main branch", 3,
+        "compat: for the main branch")
+    one("tag-known-branch-rfc-v2.eml", "[RFC PATCH MAIN v2] compat: rfc for main", 4,
+        "compat: rfc for main")
+    one("tag-glued-version.eml", "[PATCHv2] compat: version glued to PATCH", 5,
+        "compat: version glued to PATCH")
 
 
 def mboxes() -> None:
@@ -291,3 +320,4 @@ if __name__ == "__main__":
     pulls()
     bodies()
     bad_headers()
+    subject_tags()
