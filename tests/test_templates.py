@@ -64,7 +64,7 @@ def test_quarantined_mail_has_a_section_only_when_there_is_some():
     page = web_html.index([], [], QUEUE, HEALTH, 0, quarantined=[dict(
         msgid="bad<1>@example.org", subject="[PATCH] <b>x</b>",
         reason="Date header out of range", received_at=NOW - 120)])
-    assert '<h2 id="quarantined">Quarantined</h2>' in page
+    assert '<h2 id="quarantine">Quarantined mail</h2>' in page
     assert "bad&lt;1&gt;@example.org" in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert "Date header out of range" in page and "2m ago" in page
 
