@@ -97,14 +97,8 @@ def _header_block(raw: bytes) -> bytes:
 
 def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
               lists: ListRule | None) -> Classified:
-    if not raw.strip():
-        return Classified(QUARANTINE, "empty message",
-                          mail.message_id(mail.parse_bytes(b""), raw)[0], msgid_made_up=True)
-    if max_bytes and len(raw) > max_bytes:
-        # Only the header block: parsing a 50 MB body just to refuse it takes seconds.
-        msgid, made_up = mail.message_id(mail.parse_fast(_header_block(raw)), raw)
-        return Classified(QUARANTINE, f"message is {len(raw)} bytes, over the limit of {max_bytes}",
-                          msgid, made_up)
+    if (refused := _refused(raw, max_bytes)) is not None:
+        return refused
     msg = mail.parse_fast(raw)
     msgid, made_up = mail.message_id(msg, raw)
     notes = ["no Message-ID header; an id was made from the content"] if made_up else []
@@ -118,37 +112,62 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
                           "never appears, so no part can be read", msgid, made_up, notes=tuple(notes))
     subject = mail.header(msg, "Subject")
     from_name, from_addr = mail.address(msg, "From")
-    refs = tuple(mail.msgid_list(mail.header(msg, "References")))
     base = dict(
         msgid=msgid, msgid_made_up=made_up, subject=subject, from_name=from_name,
         from_addr=from_addr, date=mail.header(msg, "Date"),
-        in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")), references=refs,
+        in_reply_to=mail.normalise_msgid(mail.header(msg, "In-Reply-To")),
+        references=tuple(mail.msgid_list(mail.header(msg, "References"))),
         through_list=lists.came_through_list(msg) if lists is not None else True,
     )
 
     def out(kind: str, reason: str, **extra) -> Classified:
         return Classified(kind, reason, notes=tuple(notes), **base, **extra)
 
-    # Mail loops first: our own mail, or mail that went through us.
-    if bot and from_addr == bot:
-        return out(OWN, "sent by the bot itself")
-    if loop_id and any(loop_id.lower() == v.strip().lower()
-                       for v in (msg.get_all("X-Loop") or [])):
-        return out(OWN, "carries our X-Loop header")
-    if (reason := bounce_reason(msg, from_addr, subject)):
-        return out(BOUNCE, reason)
-    auto = mail.header(msg, "Auto-Submitted").lower()
-    if auto and auto != "no":
-        return out(AUTOREPLY, f"Auto-Submitted: {auto}")
-
+    if (silent := _never_answered(msg, from_addr, subject, bot, loop_id)) is not None:
+        return out(*silent)
     body, body_note = mail.text_body(msg)
     if body_note:
         notes.append(body_note)
     if (reason := _header_problem(msg, raw)):
         return out(QUARANTINE, reason)
-    lsub = LoreSubject(patchmail.canonical_subject(subject))
+    return _by_content(out, msg, base, body, body_note, bot)
+
+
+def _refused(raw: bytes, max_bytes: int) -> Classified | None:
+    """An empty mail, or one over the size limit (refused from its headers only:
+    parsing a 50 MB body just to refuse it takes seconds)."""
+    if not raw.strip():
+        return Classified(QUARANTINE, "empty message",
+                          mail.message_id(mail.parse_bytes(b""), raw)[0], msgid_made_up=True)
+    if max_bytes and len(raw) > max_bytes:
+        msgid, made_up = mail.message_id(mail.parse_fast(_header_block(raw)), raw)
+        return Classified(QUARANTINE, f"message is {len(raw)} bytes, over the limit of {max_bytes}",
+                          msgid, made_up)
+    return None
+
+
+def _never_answered(msg, from_addr: str, subject: str, bot: str,
+                    loop_id: str) -> tuple[str, str] | None:
+    """(kind, reason) of mail in a loop or from a machine: our own, our X-Loop,
+    a bounce, an auto-reply."""
+    if bot and from_addr == bot:
+        return OWN, "sent by the bot itself"
+    if loop_id and any(loop_id.lower() == v.strip().lower()
+                       for v in (msg.get_all("X-Loop") or [])):
+        return OWN, "carries our X-Loop header"
+    if (reason := bounce_reason(msg, from_addr, subject)):
+        return BOUNCE, reason
+    auto = mail.header(msg, "Auto-Submitted").lower()
+    if auto and auto != "no":
+        return AUTOREPLY, f"Auto-Submitted: {auto}"
+    return None
+
+
+def _by_content(out, msg, base: dict, body: str, body_note: str, bot: str) -> Classified:
+    """What a readable mail from a person is, by its subject and body."""
+    lsub = LoreSubject(patchmail.canonical_subject(base["subject"]))
     has_diff = patchmail.has_diff(body)
-    if not lsub.reply and patchmail.is_pull_request(subject, body):
+    if not lsub.reply and patchmail.is_pull_request(base["subject"], body):
         return out(PULL, "a pull request ([GIT PULL] or git request-pull text), not a patch series")
     if body_note.startswith("forwarded"):
         return out(OTHER, body_note)
@@ -166,7 +185,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
     if has_diff and not lsub.reply:
         # A diff without [PATCH]: still a patch for b4 when it threads like one.
         return out(PATCH, "diff without a [PATCH] subject tag", trailers=trailers, **numbers)
-    if lsub.reply or base["in_reply_to"] or refs:
+    if lsub.reply or base["in_reply_to"] or base["references"]:
         follow = [t for t in trailers if not t.lower().startswith(("signed-off-by", "cc:"))]
         reason = f"reply with {len(follow)} trailer(s)" if follow else "reply"
         return out(REPLY, reason, trailers=tuple(follow))
