@@ -106,3 +106,18 @@ def test_every_module_says_what_it_is_for():
     silent = [str(path.relative_to(BOT.parent)) for _, path in modules()
               if not ast.get_docstring(ast.parse(path.read_text()))]
     assert not silent, f"modules without a first-line docstring: {silent}"
+
+
+def test_modules_and_functions_stay_small():
+    """A module over ~400 lines or a function over ~60 is a sign it does two jobs."""
+    big = []
+    for _, path in modules():
+        src = path.read_text()
+        if src.count("\n") > 400:
+            big.append(f"{path.relative_to(BOT.parent)}: {src.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
+                    and node.end_lineno - node.lineno + 1 > 60:
+                big.append(f"{path.relative_to(BOT.parent)}:{node.lineno}: {node.name} is "
+                           f"{node.end_lineno - node.lineno + 1} lines")
+    assert not big, "split these:\n" + "\n".join(big)
