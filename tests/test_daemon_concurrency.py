@@ -8,24 +8,22 @@ the version again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from pathlib import Path
 
 from proctools import running
+from serving import Serving
 from test_crash import _toml, write_rules
 from test_subscriptions import SAMPLE, command_mail, imap_rules
 
 from bot import isolate
 from bot.config import rules as config
-from bot.daemon import Daemon
 from bot.demo import layout
 from bot.ingest import spool
 from bot.reply import results
@@ -38,34 +36,6 @@ from bot.testrun import pipeline
 
 ANSWER_WITHIN = 2.0  # seconds from a command's arrival to its reply
 STRANGER = "Eve Stranger <eve@example.net>"
-
-
-class Serving:
-    """The daemon's real loop (IMAP IDLE, scheduler and all) in a thread."""
-
-    def __init__(self, rules):
-        self.state = State(rules.state_dir / "bpbot.sqlite")
-        self.daemon = Daemon(rules, self.state, sandbox.for_rules(rules))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(self.daemon.run(),), daemon=True)
-
-    def __enter__(self) -> Serving:
-        self.thread.start()
-        return self
-
-    def stop(self) -> float:
-        """Stop the daemon; how long it took to end."""
-        started = time.monotonic()
-        self.loop.call_soon_threadsafe(self.daemon.stop)
-        self.thread.join(timeout=120)
-        assert not self.thread.is_alive(), "the daemon did not stop"
-        return time.monotonic() - started
-
-    def __exit__(self, *exc) -> None:
-        if self.thread.is_alive():
-            self.stop()
-        self.loop.close()
 
 
 def _sleepers(marker: str) -> list[int]:

@@ -12,12 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from servers import DovecotServer, dovecot_binary
+from serving import Serving
 
 from bot import daemon
 from bot.config.rules import Source
@@ -43,34 +43,6 @@ def _rules(tmp_path, smtp, **source):
     return rules
 
 
-class Running:
-    """The daemon's real loop in a thread (IDLE, scheduler and all)."""
-
-    def __init__(self, rules):
-        self.state = State(rules.state_dir / "bpbot.sqlite")
-        self.daemon = Daemon(rules, self.state, sandbox.for_rules(rules))
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(self.daemon.run(),), daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.loop.call_soon_threadsafe(self.daemon.stop)
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-
-    def wait(self, condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_smtp_down_replies_queue_and_go_out_once_it_is_back(tmp_path, smtp_server, monkeypatch):
     monkeypatch.setattr(outbox, "BACKOFF", [1, 2, 2])
     rules = _rules(tmp_path, smtp_server)
@@ -78,7 +50,7 @@ def test_smtp_down_replies_queue_and_go_out_once_it_is_back(tmp_path, smtp_serve
     smtp_server.stop()
     for i, n in enumerate(("13", "14")):
         layout.deliver(tmp_path / "work" / "list", SAMPLE[n], i)
-    with Running(rules) as bot:
+    with Serving(rules) as bot:
         # Tested, answered, but the relay is down: queued, with backoff.
         bot.wait(lambda: bot.state.one("SELECT * FROM outbox WHERE attempts >= 2"), 60,
                  "two failed attempts")
@@ -129,7 +101,7 @@ def test_imap_restart_during_idle_reconnects_and_fetches_nothing_twice(tmp_path,
         rules = _rules(tmp_path, smtp_server, kind="imap", host=imap.host, port=imap.port,
                        ssl=False, user=imap.user, password_file=imap.password_file,
                        folder=imap.folder, poll_seconds=3600, idle_seconds=5)
-        with Running(rules) as bot:
+        with Serving(rules) as bot:
             bot.wait(lambda: bot.daemon.idle_thread is not None, 10, "the IDLE thread")
             time.sleep(0.5)
             for n in ("13", "14"):

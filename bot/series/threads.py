@@ -110,34 +110,32 @@ def groups(state: State, roots: set[str], since: float) -> dict[str, str]:
 def _lone(state: State, roots: set[str], since: float) -> dict[str, str]:
     """root -> unthreaded key, for the threads whose only patch or cover letter
     (in the window) was sent without threading headers."""
-    out: dict[str, str] = {}
-    ordered = sorted(roots)
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start:start + CHUNK]
-        for r in state.query(
-                f"SELECT t.root, COUNT(*) AS parts, MAX(t.lone_key) AS key FROM thread_ids t"
-                f" JOIN messages m ON m.msgid = t.msgid WHERE t.root IN"
-                f" ({','.join('?' * len(chunk))}) AND m.kind IN ({PARTS_SQL})"
-                " AND (m.received_at >= ? OR m.assembled = 0) GROUP BY t.root", [*chunk, since]):
-            if r["parts"] == 1 and r["key"]:
-                out[r["root"]] = r["key"]
-    return out
+    return {r["root"]: r["key"] for r in _by_root(
+        state, roots, since, "SELECT t.root, COUNT(*) AS parts, MAX(t.lone_key) AS key FROM"
+        " thread_ids t JOIN messages m ON m.msgid = t.msgid WHERE t.root IN ({roots})"
+        f" AND m.kind IN ({PARTS_SQL}) AND (m.received_at >= ? OR m.assembled = 0)"
+        " GROUP BY t.root") if r["parts"] == 1 and r["key"]}
 
 
 def members(state: State, roots: set[str], since: float) -> dict[str, list[str]]:
     """root -> its series messages received since ``since`` (or not yet assembled),
     in arrival order: what assembly reads of each thread."""
     out: dict[str, list[str]] = {root: [] for root in roots}
+    for r in _by_root(state, roots, since,
+                      "SELECT t.root, m.msgid FROM thread_ids t JOIN messages m ON m.msgid = t.msgid"
+                      f" WHERE t.root IN ({{roots}}) AND m.kind IN ({KINDS_SQL})"
+                      " AND (m.received_at >= ? OR m.assembled = 0) ORDER BY m.received_at, m.rowid"):
+        out[r["root"]].append(r["msgid"])
+    return out
+
+
+def _by_root(state: State, roots: set[str], since: float, sql: str):
+    """The rows of ``sql`` for ``roots`` (its ``{roots}`` placeholders), asked
+    in chunks of CHUNK roots; its one other parameter is ``since``."""
     ordered = sorted(roots)
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start:start + CHUNK]
-        for r in state.query(
-                f"SELECT t.root, m.msgid FROM thread_ids t JOIN messages m ON m.msgid = t.msgid"
-                f" WHERE t.root IN ({','.join('?' * len(chunk))}) AND m.kind IN ({KINDS_SQL})"
-                " AND (m.received_at >= ? OR m.assembled = 0) ORDER BY m.received_at, m.rowid",
-                [*chunk, since]):
-            out[r["root"]].append(r["msgid"])
-    return out
+        yield from state.query(sql.format(roots=",".join("?" * len(chunk))), [*chunk, since])
 
 
 def _build(state: State, since: float) -> None:
