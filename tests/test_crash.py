@@ -104,6 +104,9 @@ def write_rules(work: Path, imap, smtp: SmtpServer) -> Path:
     # Every configured kernel is built for every series: two kernels (the builds the
     # old subset made for these header edits) keep 32 series within the deadlines.
     data["kernels"] = [data["kernels"][0], data["kernels"][-1]]
+    # The generator runs for every series (no verbatim shortcut): the kill points
+    # "generate" and "report" are found by the series' own gentree.py process.
+    data["generate"].pop("verbatim", None)
     path = work / "rules.toml"
     path.write_text(_toml(data), encoding="utf-8")
     config.load(path)  # valid
