@@ -60,9 +60,11 @@ def confirmation(bot_address: str, request: email.message.EmailMessage) -> bytes
     """The reader's answer: a plain reply quoting the request, and so its token."""
     quoted = "\n".join(f"> {line}".rstrip() for line in request.get_content().splitlines())
     refs = f"{request['References']} {request['Message-ID']}".strip()
+    subject = str(request["Subject"])
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"  # as a mail client
     return (f"From: {READER}\n"
             f"To: bpbot <{bot_address}>\n"
-            f"Subject: Re: {request['Subject']}\n"
+            f"Subject: {subject}\n"
             "Date: Sun, 11 Jan 2026 10:24:05 +0100\n"
             "Message-ID: <20260111092405.2251-1-rafael.oliveira@example.net>\n"
             f"In-Reply-To: {request['Message-ID']}\n"
