@@ -30,3 +30,10 @@ def test_run_all_caps_each_commands_output_on_its_own():
     runs = {c: max(len(r) for r in re.findall(f"{c}+", res.output)) for c in "ab"}
     assert runs == {"a": 1000, "b": 1000}, res.output
     assert res.output.count("[output truncated at 1000 bytes]") == 2
+
+
+def test_the_timeout_note_names_the_budget_not_its_microseconds():
+    """run_all hands each command what is left of the budget (1.99995 s of 2 s);
+    the log says the budget."""
+    res = proc.run(["sleep", "5"], timeout=0.49996)
+    assert res.timed_out and "[killed after 0.5s timeout]" in res.output

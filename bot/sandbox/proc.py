@@ -106,7 +106,8 @@ def run(
         _remove_cgroup(group, args, timed_out)
     output = out.text()
     if timed_out:
-        output += f"\n[killed after {timeout:g}s timeout]\n"
+        # Rounded: run_all passes what is left of its budget (1.99995 s of 2 s).
+        output += f"\n[killed after {round(timeout, 1):g}s timeout]\n"
     if stopped:
         output += f"\n[stopped: {stopped}]\n"
     duration = time.monotonic() - start
