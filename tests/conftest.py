@@ -36,13 +36,18 @@ import pytest
 # `bpbot check` keeps a cache under $XDG_CACHE_HOME (bot/check_cache.py): each
 # test run gets its own, so a user's cache (or another checkout's, with other
 # migrations) never changes a result. Subprocesses inherit it.
-_TEST_CACHE = tempfile.mkdtemp(prefix="bpbot-test-cache-")
-os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+# A child process that imports this file again (a process pool's worker) keeps
+# the session's dir; only the session that made it removes it.
+_OWNS_CACHE = "BPBOT_TEST_CACHE" not in os.environ
+if _OWNS_CACHE:
+    os.environ["BPBOT_TEST_CACHE"] = tempfile.mkdtemp(prefix="bpbot-test-cache-")
+os.environ["XDG_CACHE_HOME"] = os.environ["BPBOT_TEST_CACHE"]
 
 
 def pytest_sessionfinish(session, exitstatus):
-    from bot.sandbox.cleanup import remove_tree  # also what a build left without write modes
-    remove_tree(Path(_TEST_CACHE))
+    if _OWNS_CACHE:
+        from bot.sandbox.cleanup import remove_tree  # also what a build left without write modes
+        remove_tree(Path(os.environ["BPBOT_TEST_CACHE"]))
 
 # Make tests/servers.py importable as `servers` whether or not tests/ is a
 # package (with rootdir-relative or package imports alike).
