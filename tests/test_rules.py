@@ -284,3 +284,17 @@ def test_every_shipped_example_names_only_known_keys(tmp_path: Path):
             table["path"] = str(tmp_path)  # headers need not be installed here
             table["version"] = "6.1"
         assert schema.validate(data, str(path), tmp_path).tree.strict_tags is False
+
+
+@pytest.mark.parametrize("line, value, words", [
+    ('build_address_space = "4G"', '"999999999999G"', "limits.build_address_space: is too large"),
+    ('build_cpu_time = "30m"', '"99999999999999999999999d"', "limits.build_cpu_time: is too large"),
+])
+def test_limits_too_large_for_prlimit_are_refused_at_load(tmp_path, line, value, words):
+    """A limit prlimit cannot take would fail every run later, blaming the series."""
+    text = config.DEMO_RULES.read_text()
+    assert line in text
+    path = tmp_path / "rules.toml"
+    path.write_text(text.replace(line, f"{line.split(' = ')[0]} = {value}", 1))
+    with pytest.raises(ConfigError, match=words):
+        config.load(path, base_dir=config.DEMO_RULES.parent)

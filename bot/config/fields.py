@@ -19,6 +19,8 @@ PLACEHOLDERS = {
     "build_dir", "jobs", "python",
 }
 KiB, MiB, GiB = 1024, 1024 ** 2, 1024 ** 3
+MAX_BYTES = 1024 ** 5 * 1024   # 1024P: far above any host, inside a 64-bit limit
+MAX_SECONDS = 10 ** 9          # about 31 years
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,6 +53,8 @@ def _duration(value: Any) -> int:
         value = int(match.group(1)) * _UNITS[match.group(2)]
     if value < 0:
         raise problem("must not be negative")
+    if value > MAX_SECONDS:  # prlimit's CPU limit and timeouts must stay in range
+        raise problem(f"is too large: at most {MAX_SECONDS} seconds, not {value}")
     return value
 
 
@@ -61,6 +65,8 @@ def _bytes(value: Any) -> int:
         if not match:
             raise problem(f"must be bytes or like '512K', '64M', '4G', not {value!r}")
         value = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if value > MAX_BYTES:  # prlimit and the kernel take 64-bit limits
+        raise problem(f"is too large: at most {MAX_BYTES // 1024 ** 5}P, not {value}")
     return value
 
 
