@@ -3,6 +3,7 @@ kernel compiled is NOT TESTED (or PARTIAL), never PASS."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import sys
@@ -113,3 +114,55 @@ def test_some_changed_code_compiled_nowhere_is_partial_and_coverage_is_listed(tm
     assert "backport-include/linux/unused.h not compiled on any configured kernel" in reply
     older = ", ".join(KERNELS[:KERNELS.index("4.19")])
     assert f"compat/backport-4.19.c: {older}" in reply
+
+
+PATCH = "patches/0001-ndo-tx-timeout/minidrv.patch"
+
+
+def _edit_series(rules, name: str, path: str, old: str, new: str) -> bytes:
+    """A one-patch series replacing ``old`` by ``new`` in ``path``."""
+    tree = rules.tree_path
+    assert git.git(tree, "checkout", "-q", "-b", name).ok
+    target = tree / path
+    assert old in target.read_text()
+    target.write_text(target.read_text().replace(old, new))
+    assert git.git(tree, "commit", "-qam", f"patches: {name}").ok
+    res = git.git(tree, "format-patch", "--stdout", "-1",
+                  f"--add-header=Message-ID: <{name}@example.org>")
+    assert git.git(tree, "checkout", "-q", "main").ok
+    return res.output.encode()
+
+
+def _three_kernels(tmp_path):
+    rules, state = _setup(tmp_path)
+    return dataclasses.replace(rules, kernels=[k for k in rules.kernels
+                                               if k.name in ("3.10", "4.14", "6.1")]), state
+
+
+def test_a_series_changing_only_an_inner_patch_is_covered_by_the_code_it_generates(tmp_path):
+    rules, state = _three_kernels(tmp_path)
+    raw = _edit_series(rules, "inner-patch", PATCH, "minidrv_tx_timeout(ndev, 0);",
+                       "minidrv_tx_timeout(ndev, 1);")
+    outcome, reply, code = _run(rules, state, raw)
+    assert outcome.verdict == "pass" and code == 0
+    main_c = "drivers/net/wireless/minidrv/main.c (generated)"
+    assert f"{main_c}: all 3 kernels" in reply
+    assert "(generated): a file of the generated package" in reply
+
+
+def test_an_inner_patch_to_a_driver_no_kernel_compiles_is_not_tested(tmp_path):
+    """The real tree's defconfig-hwsim compiles none of mwifiex: a series
+    changing only its patches/ file was answered PASS."""
+    rules, state = _three_kernels(tmp_path)
+    # minidrv needs a kernel newer than any configured one: it is never compiled.
+    deps = rules.tree_path / "dependencies"
+    deps.write_text(deps.read_text().replace("MINIDRV 3.10", "MINIDRV 9.0"))
+    assert git.git(rules.tree_path, "commit", "-qam", "minidrv: needs 9.0").ok
+    raw = _edit_series(rules, "inner-patch", PATCH, "minidrv_tx_timeout(ndev, 0);",
+                       "minidrv_tx_timeout(ndev, 1);")
+    outcome, reply, code = _run(rules, state, raw)
+    assert outcome.verdict == "not-tested" and code == 2
+    assert ("Verdict: NOT TESTED: the changed code was compiled on no configured kernel "
+            "(drivers/net/wireless/minidrv/main.c (generated))") in reply
+    assert ("drivers/net/wireless/minidrv/main.c (generated): not compiled on any "
+            "configured kernel") in reply

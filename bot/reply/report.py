@@ -93,6 +93,9 @@ def _reasons(outcome: RunOutcome) -> list[tuple[str, str]]:
     return [(", ".join(names), why) for why, names in groups.items()]
 
 
+MAX_COVERAGE_LINES = 30
+
+
 def _coverage(outcome: RunOutcome) -> str | list[tuple[str, str]]:
     """Each changed C file or header with the kernels whose build compiled it;
     "unknown" when the builds left no dependency files; [] for no section."""
@@ -102,14 +105,20 @@ def _coverage(outcome: RunOutcome) -> str | list[tuple[str, str]]:
         return "unknown" if gen is not None and gen.status == SUCCESS and built else []
     total = len(outcome.kernels)
     out = []
-    for f in outcome.file_coverage:
+    # Files compiled nowhere first: a long list (a Coccinelle change) is cut.
+    files = sorted(outcome.file_coverage, key=lambda f: f.compiled)
+    for f in files[:MAX_COVERAGE_LINES]:
         if not f.kernels:
             where = coverage.NOT_COMPILED
         elif len(f.kernels) == total:
             where = f"all {total} kernels"
         else:
             where = ", ".join(f.kernels)
-        out.append((f.path, where))
+        out.append((f.label, where))
+    if len(files) > MAX_COVERAGE_LINES:
+        compiled = sum(f.compiled for f in files[MAX_COVERAGE_LINES:])
+        out.append((f"... and {len(files) - MAX_COVERAGE_LINES} more files",
+                    f"{compiled} of them compiled"))
     return out
 
 
@@ -202,6 +211,7 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
         if outcome.base_commit else "",
         since_previous=outcome.since_previous, table=_table(outcome),
         reasons=_reasons(outcome), coverage=_coverage(outcome),
+        coverage_generated=any(f.generated for f in outcome.file_coverage or []),
         apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
         failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),
         # Nothing to redo when the run stopped before it chose a base.

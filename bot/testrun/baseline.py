@@ -142,7 +142,7 @@ def _keep_warm(rules: Rules, base_commit: str, kernels: list[Kernel],
                fresh: dict[str, BaseResult], paths: WorkPaths) -> None:
     """Snapshot the base package and each kernel's build dir (bot/testrun/warm.py)
     for series builds to start from; a failure here only costs that reuse."""
-    if not rules.build_reuse or rules.executor != "local":
+    if rules.executor != "local":
         return
     try:
         problem = verbatim.check(rules.generate_verbatim, paths.base_src, paths.out)
@@ -152,7 +152,7 @@ def _keep_warm(rules: Rules, base_commit: str, kernels: list[Kernel],
         key = package_key(rules, base_commit)
         if warm.package(rules, key) is None:  # its mtimes are what the kept trees were built on
             warm.save_package(rules, key, base_commit, paths.out, problem)
-        for k in kernels:
+        for k in kernels if rules.build_reuse else []:  # the package: for coverage too
             if fresh[k.name].status in (SUCCESS, FAILED):
                 warm.save_build(rules, cache_key(rules, base_commit, k), base_commit, k,
                                 paths.build / k.name, paths.out)

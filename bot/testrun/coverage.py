@@ -5,8 +5,11 @@ A build's objects say what they were compiled from: gcc's ``-MMD`` files
 (``source_...``/``deps_... :=`` lists). A changed tree file is mapped to
 its copy in the generated package (the same path, else a file with the same
 content); a source or header counts as compiled on a kernel when one of
-that kernel's objects depends on its copy. A series whose changed C code
-was compiled on no kernel has not been tested, whatever the builds said.
+that kernel's objects depends on its copy. The package's own changed code
+counts too: a series that changes only ``patches/`` or a Coccinelle file
+changes the driver code the generator writes, and that code must have been
+compiled. A series whose changed C code was compiled on no kernel has not
+been tested, whatever the builds said.
 """
 
 from __future__ import annotations
@@ -30,10 +33,15 @@ class FileCoverage:
     path: str                   # in the tree
     package_path: str | None    # its copy in the generated package, if any
     kernels: list[str] = field(default_factory=list)  # compiled on these
+    generated: bool = False     # a package file the series changed through the generator
 
     @property
     def compiled(self) -> bool:
         return bool(self.kernels)
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} (generated)" if self.generated else self.path
 
 
 def is_code(path: str) -> bool:
@@ -141,12 +149,23 @@ def package_path(tree: Path, package: Path, path: str) -> str | None:
     return None
 
 
-def measure(tree: Path, package: Path, changed: list[str],
-            build_dirs: dict[str, Path]) -> list[FileCoverage] | None:
+def _renamed_copy(path: str, generated: list[str]) -> str | None:
+    """The one changed package file of the tree file's name: its copy when the
+    generator rewrote it on the way (the real gentree turns CONFIG_ into CPTCFG_)."""
+    same = [p for p in generated if os.path.basename(p) == os.path.basename(path)]
+    return same[0] if len(same) == 1 else None
+
+
+def measure(tree: Path, package: Path, changed: list[str], build_dirs: dict[str, Path],
+            package_changed: list[str] = ()) -> list[FileCoverage] | None:
     """Per changed C source or header, the kernels whose build compiled it;
-    None when no build left dependency files (coverage unknown)."""
+    None when no build left dependency files (coverage unknown).
+    ``package_changed``: package files whose content differs from the base's
+    package; those that are not the copy of a changed tree file come after the
+    tree's files (``generated``)."""
     code = [p for p in changed if is_code(p) and _regular(tree / p)]
-    if not code:
+    generated = [p for p in package_changed if is_code(p) and _regular(package / p)]
+    if not code and not generated:
         return []
     per_kernel = {name: compiled(d, package) for name, d in build_dirs.items()}
     known = {name: files for name, files in per_kernel.items() if files is not None}
@@ -155,7 +174,12 @@ def measure(tree: Path, package: Path, changed: list[str],
         return None
     out = []
     for path in code:
-        copy = package_path(tree, package, path)
+        copy = package_path(tree, package, path) or _renamed_copy(path, generated)
         kernels = [name for name, files in known.items() if copy is not None and copy in files]
         out.append(FileCoverage(path, copy, kernels))
+    copies = {f.package_path for f in out}
+    for path in generated:
+        if path not in copies:
+            kernels = [name for name, files in known.items() if path in files]
+            out.append(FileCoverage(path, path, kernels, generated=True))
     return out

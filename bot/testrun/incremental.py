@@ -39,10 +39,13 @@ def changed_paths(tree: Path, base_commit: str) -> list[str] | None:
 class Plan:
     """How the series' builds start: ``prepare`` restores a kernel's warm tree
     (None: every build from scratch); ``untouched`` kernels need no build at all
-    (nothing they compile changed: their result is the base's)."""
+    (nothing they compile changed: their result is the base's). ``diff``: the
+    package files that differ from the base's package (None: unknown, no warm
+    base package); coverage checks that the changed code among them was compiled."""
 
     prepare: Prepare | None = None
     untouched: set[str] = field(default_factory=set)
+    diff: warm.Diff | None = None
 
 
 def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: baseline.WorkPaths,
@@ -50,18 +53,20 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
                     kernels: list[Kernel]) -> tuple[StepResult, Plan]:
     """The series' package at ``paths.out`` and the plan of its builds."""
     pkg = None
-    if rules.build_reuse and rules.executor == "local":
+    if rules.executor == "local":
         pkg = warm.package(rules, baseline.package_key(rules, base_commit))
-    gen = _shortcut(rules, pkg, base_commit, paths, log_file)
+    gen = _shortcut(rules, pkg if rules.build_reuse else None, base_commit, paths, log_file)
     if gen is None:
         gen = generate.generate(rules, sandbox, paths.src, paths.out, log_file, watch)
     if gen.status != SUCCESS or pkg is None:
         return gen, Plan()
     diff = warm.align(pkg.path, paths.out)
+    if not rules.build_reuse:
+        return gen, Plan(diff=diff)
     if build_system := warm.needs_clean(diff):
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
-        return gen, Plan()
+        return gen, Plan(diff=diff)
     log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
              ", ".join(diff.all[:8]) or "none")
     untouched = set()
@@ -72,7 +77,8 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     if untouched:
         log.info("nothing compiled on %s depends on the changed files: the base's result",
                  ", ".join(sorted(untouched)))
-    return gen, Plan(_restorer(rules, base_commit, paths.out, warm.shadowed(diff)), untouched)
+    return gen, Plan(_restorer(rules, base_commit, paths.out, warm.shadowed(diff)), untouched,
+                     diff)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,

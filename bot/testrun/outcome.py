@@ -33,6 +33,8 @@ class RunOutcome:
     upstream_version: str = ""  # the upstream source generated from, e.g. "v6.1.192"
     # Per changed C file or header, the kernels that compiled it; None: unknown.
     file_coverage: list[coverage.FileCoverage] | None = None
+    # Package files that differ from the base's package (None: unknown).
+    package_changed: list[str] | None = None
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -60,11 +62,17 @@ def _with_coverage(overall: matrix.Overall,
     """Changed code that no kernel compiled was not tested: never a plain PASS."""
     if overall.verdict not in (PASS, PARTIAL) or not files:
         return overall
-    missed = [f.path for f in files if not f.compiled]
+    missed = [f.label for f in files if not f.compiled]
     if not missed:
         return overall
     if len(missed) == len(files):
         return matrix.Overall(NOT_TESTED, "the changed code was compiled on no configured "
-                                          f"kernel ({', '.join(missed)})")
-    reason = f"{', '.join(missed)} {coverage.NOT_COMPILED}"
+                                          f"kernel ({_some(missed)})")
+    reason = f"{_some(missed)} {coverage.NOT_COMPILED}"
     return matrix.Overall(PARTIAL, "; ".join(r for r in (overall.reason, reason) if r))
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    """The first names of a list, and how many more: a verdict line stays a line."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")

@@ -322,7 +322,8 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
         return None
     dirs = {k.name: paths.build / k.name for k in rules.kernels
             if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)}
-    return coverage.measure(paths.src, paths.out, choice.paths, dirs)
+    return coverage.measure(paths.src, paths.out, choice.paths, dirs,
+                            outcome.package_changed or [])
 
 
 def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
@@ -336,6 +337,8 @@ def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
                                             logs / "generate.log", watch, kernels)
     outcome.timings["generate"] = gen.duration
     outcome.steps.append(gen)
+    if plan.diff is not None:
+        outcome.package_changed = plan.diff.changed + plan.diff.added
     if gen.status != SUCCESS:
         return {k.name: StepResult("build", SKIPPED, kernel=k.name,
                                    detail=f"generation {gen.status}") for k in kernels}
