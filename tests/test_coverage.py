@@ -165,4 +165,48 @@ def test_an_inner_patch_to_a_driver_no_kernel_compiles_is_not_tested(tmp_path):
     assert ("Verdict: NOT TESTED: the changed code was compiled on no configured kernel "
             "(drivers/net/wireless/minidrv/main.c (generated))") in reply
     assert ("drivers/net/wireless/minidrv/main.c (generated): not compiled on any "
-            "configured kernel") in reply
+            "configured kernel (MINIDRV needs Linux 9.0 or newer (dependencies); no "
+            "configured kernel is)") in reply
+
+
+KBUILD_DRIVER = {
+    "drivers/net/wireless/marvell/Makefile": "obj-$(CPTCFG_MWIFIEX) += mwifiex/\n",
+    "drivers/net/wireless/marvell/mwifiex/Makefile":
+        "mwifiex-y += main.o\nmwifiex-y += \\\n\tinit.o\nobj-$(CPTCFG_MWIFIEX) += mwifiex.o\n"
+        "mwifiex_sdio-y += sdio.o\nobj-$(CPTCFG_MWIFIEX_SDIO) += mwifiex_sdio.o\n",
+    "drivers/net/wireless/p54/Makefile": "obj-y += p54spi.o\n",
+    "drivers/net/wireless/Makefile": "obj-$(CPTCFG_P54_COMMON) += p54/\n",
+    "compat/Makefile": "compat-y += main.o\ncompat-$(CPTCFG_KERNEL_5_2) += backport-genetlink.o\n"
+                       "obj-m += compat.o\n",
+    "dependencies": "QTNFMAC 5.1\nMWIFIEX_SDIO 9.1\n",
+}
+
+
+def test_why_a_file_was_compiled_nowhere_is_read_from_kbuild_makefiles(tmp_path):
+    from bot.config.kernels import Kernel
+    from bot.testrun import why_not
+    pkg, build = tmp_path / "pkg", tmp_path / "build"
+    for path, text in KBUILD_DRIVER.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_text(text)
+    build.mkdir()
+    (build / ".config").write_text("CPTCFG_CFG80211=m\n# CPTCFG_MWIFIEX is not set\n")
+    kernels = [Kernel("6.1", "6.1.0", tmp_path), Kernel("6.12", "6.12.1", tmp_path)]
+
+    def why(path):
+        return why_not.reason(pkg, path, {"6.1": build}, kernels)
+    assert why("drivers/net/wireless/marvell/mwifiex/main.c") == \
+        "CPTCFG_MWIFIEX not set in the build's config"
+    assert why("drivers/net/wireless/marvell/mwifiex/init.c") == \
+        "CPTCFG_MWIFIEX not set in the build's config"
+    assert why("drivers/net/wireless/marvell/mwifiex/sdio.c") == \
+        "MWIFIEX_SDIO needs Linux 9.1 or newer (dependencies); no configured kernel is"
+    assert why("drivers/net/wireless/p54/p54spi.c") == \
+        "CPTCFG_P54_COMMON not set in the build's config"
+    assert why("compat/backport-genetlink.c") == \
+        "compiled only on kernels older than 5.2; no configured kernel is"
+    assert why("drivers/net/wireless/marvell/mwifiex/other.c") == \
+        "no rule of drivers/net/wireless/marvell/mwifiex/Makefile builds other.o"
+    assert why("drivers/net/wireless/marvell/mwifiex/fw.h") == "no compiled object includes it"
+    (build / ".config").unlink()
+    assert why("drivers/net/wireless/marvell/mwifiex/main.c") == ""  # config unknown

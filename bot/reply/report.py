@@ -109,7 +109,7 @@ def _coverage(outcome: RunOutcome) -> str | list[tuple[str, str]]:
     files = sorted(outcome.file_coverage, key=lambda f: f.compiled)
     for f in files[:MAX_COVERAGE_LINES]:
         if not f.kernels:
-            where = coverage.NOT_COMPILED
+            where = coverage.NOT_COMPILED + (f" ({f.reason})" if f.reason else "")
         elif len(f.kernels) == total:
             where = f"all {total} kernels"
         else:

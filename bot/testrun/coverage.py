@@ -22,6 +22,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config.rules import Kernel
+from bot.testrun import why_not
+
 log = logging.getLogger(__name__)
 CODE_SUFFIXES = (".c", ".h")
 _MAKE_FUNCTION = re.compile(r"\$\([^)]*\)")  # $(wildcard include/config/...)
@@ -34,6 +37,7 @@ class FileCoverage:
     package_path: str | None    # its copy in the generated package, if any
     kernels: list[str] = field(default_factory=list)  # compiled on these
     generated: bool = False     # a package file the series changed through the generator
+    reason: str = ""            # why it was compiled on no kernel, when known
 
     @property
     def compiled(self) -> bool:
@@ -157,7 +161,8 @@ def _renamed_copy(path: str, generated: list[str]) -> str | None:
 
 
 def measure(tree: Path, package: Path, changed: list[str], build_dirs: dict[str, Path],
-            package_changed: list[str] = ()) -> list[FileCoverage] | None:
+            package_changed: list[str] = (), kernels: list[Kernel] = ()
+            ) -> list[FileCoverage] | None:
     """Per changed C source or header, the kernels whose build compiled it;
     None when no build left dependency files (coverage unknown).
     ``package_changed``: package files whose content differs from the base's
@@ -175,11 +180,15 @@ def measure(tree: Path, package: Path, changed: list[str], build_dirs: dict[str,
     out = []
     for path in code:
         copy = package_path(tree, package, path) or _renamed_copy(path, generated)
-        kernels = [name for name, files in known.items() if copy is not None and copy in files]
-        out.append(FileCoverage(path, copy, kernels))
+        built = [name for name, files in known.items() if copy is not None and copy in files]
+        out.append(FileCoverage(path, copy, built))
     copies = {f.package_path for f in out}
     for path in generated:
         if path not in copies:
-            kernels = [name for name, files in known.items() if path in files]
-            out.append(FileCoverage(path, path, kernels, generated=True))
+            built = [name for name, files in known.items() if path in files]
+            out.append(FileCoverage(path, path, built, generated=True))
+    for f in out:
+        if not f.compiled:
+            f.reason = why_not.reason(package, f.package_path, build_dirs, kernels) \
+                if f.package_path else "not in the generated package"
     return out

@@ -323,7 +323,7 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
     dirs = {k.name: paths.build / k.name for k in rules.kernels
             if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)}
     return coverage.measure(paths.src, paths.out, choice.paths, dirs,
-                            outcome.package_changed or [])
+                            outcome.package_changed or [], rules.kernels)
 
 
 def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,

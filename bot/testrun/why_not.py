@@ -1,0 +1,129 @@
+"""Why a changed file of the package was compiled on no kernel, when the
+package says: the Kconfig symbol that builds it (from the kbuild Makefiles of
+its dir and the dirs above) is not set in any build's ``.config``, or the
+tree's ``dependencies`` file keeps that symbol from every configured kernel.
+
+    obj-$(CPTCFG_MWIFIEX) += mwifiex.o       # in drivers/.../mwifiex/Makefile
+    mwifiex-y += main.o                      # main.c is part of mwifiex.o
+    obj-$(CPTCFG_MWIFIEX) += mwifiex/        # or the dir, in the Makefile above
+
+Everything here reads files the series' generator wrote: regular files only,
+never through a symlink, with a size cap (bot/testrun/coverage.py ``_regular``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from bot.config.rules import Kernel
+
+_SYMBOL = re.compile(r"\$\(((?:CONFIG|CPTCFG)_\w+)\)")
+_MAKEFILES = ("Makefile", "Kbuild")
+MAX_READ = 4 * 1024 * 1024
+
+
+def _read(path: Path) -> str | None:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_READ:
+            return None
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _rules(makefile_dir: Path) -> list[tuple[str, list[str]]]:
+    """``(left side, right-hand words)`` of each ``x += a b`` / ``x := ...`` line."""
+    out = []
+    for name in _MAKEFILES:
+        text = _read(makefile_dir / name)
+        if text is None:
+            continue
+        for line in text.replace("\\\n", " ").splitlines():
+            m = re.match(r"\s*([\w$().-]+)\s*[:+]?=\s*(.*)", line)
+            if m:
+                out.append((m.group(1), m.group(2).split()))
+    return out
+
+
+def _symbols_for(package: Path, rel_dir: str, target: str, depth: int = 0) -> list[str] | None:
+    """The Kconfig symbols that must be set for ``target`` (an object or a
+    ``dir/``) of ``rel_dir`` to be built; None when no Makefile names it."""
+    if depth > 8:
+        return None
+    for left, words in _rules(package / rel_dir):
+        if target not in words:
+            continue
+        symbols = _SYMBOL.findall(left)
+        if left.startswith("obj-"):
+            if symbols:
+                return symbols
+            # obj-y: built when its dir is
+            return _dir_symbols(package, rel_dir, depth) or []
+        composite = re.match(r"([\w-]+?)-(?:y|objs|\$\(\w+\))$", left)
+        if composite:
+            above = _symbols_for(package, rel_dir, composite.group(1) + ".o", depth + 1)
+            return None if above is None else symbols + above
+    return None
+
+
+def _dir_symbols(package: Path, rel_dir: str, depth: int) -> list[str] | None:
+    parent, name = os.path.split(rel_dir.rstrip("/"))
+    if not name:
+        return None
+    return _symbols_for(package, parent, name + "/", depth + 1)
+
+
+def _config_values(build_dirs: dict[str, Path]) -> dict[str, set[str]]:
+    """Per kernel, the symbols its build's ``.config`` sets (kernels without one
+    are left out: their config is unknown)."""
+    out = {}
+    for name, build in build_dirs.items():
+        text = _read(build / ".config")
+        if text is not None:
+            out[name] = {line.split("=", 1)[0] for line in text.splitlines()
+                         if "=" in line and not line.startswith("#")
+                         and line.split("=", 1)[1] not in ("n", "")}
+    return out
+
+
+def _dependencies(package: Path) -> dict[str, tuple[int, ...]]:
+    """``SYMBOL X.Y`` lines of the package's dependencies file: the symbol needs
+    a kernel at least that new."""
+    text = _read(package / "dependencies") or ""
+    out = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and re.fullmatch(r"\d+(\.\d+)*", words[1]):
+            out[words[0]] = tuple(int(p) for p in words[1].split("."))
+    return out
+
+
+def reason(package: Path, path: str, build_dirs: dict[str, Path],
+           kernels: list[Kernel]) -> str:
+    """Why ``path`` (a package file) was compiled on no kernel; "" if unknown."""
+    if path.endswith(".h"):
+        return "no compiled object includes it"
+    rel_dir, name = os.path.split(path)
+    symbols = _symbols_for(package, rel_dir, name[:-2] + ".o")
+    if symbols is None:
+        return "" if not (package / rel_dir / "Makefile").is_file() else \
+            f"no rule of {rel_dir or '.'}/Makefile builds {name[:-2]}.o"
+    needs = _dependencies(package)
+    newest = max((k.version_tuple for k in kernels), default=())
+    for sym in symbols:
+        bare = re.sub(r"^(CONFIG|CPTCFG)_", "", sym)
+        if bare in needs and needs[bare] > newest:
+            want = ".".join(map(str, needs[bare]))
+            return f"{bare} needs Linux {want} or newer (dependencies); no configured kernel is"
+    configs = _config_values(build_dirs)
+    if configs:
+        unset = [s for s in symbols if not any(s in have for have in configs.values())]
+        older = [m.group(1).replace("_", ".") for s in unset
+                 if (m := re.fullmatch(r"(?:CONFIG|CPTCFG)_KERNEL_(\d+_\d+)", s))]
+        if older:
+            return f"compiled only on kernels older than {older[0]}; no configured kernel is"
+        if unset:
+            return f"{', '.join(unset)} not set in the build's config"
+    return ""
