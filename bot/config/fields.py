@@ -133,6 +133,21 @@ def _commands(value: Any) -> list[list[str]]:
 Commands = Annotated[list[list[str]], BeforeValidator(_commands)]
 
 
+def _widen(value: Any) -> list[str]:
+    """[build] widen: one argument list holding the argument "{symbols}" (the
+    Kconfig symbols to enable, one argument each); [] for none."""
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise problem("must be one argument list of strings")
+    if value and "{symbols}" not in value:
+        raise problem('must have "{symbols}" as one of its arguments (the symbols to enable)')
+    if rest := [a for a in value if a != "{symbols}"]:
+        _commands(rest)  # the other placeholders
+    return value
+
+
+WidenCommand = Annotated[list[str], BeforeValidator(_widen)]
+
+
 def _addresses(what: str):
     def check(value: Any) -> tuple[str, ...]:
         if not isinstance(value, list | tuple):

@@ -128,6 +128,9 @@ class Rules:
     # [generate] verbatim: (tree glob, package dir) pairs the generator copies
     # unchanged; a series touching only those is not generated (bot/testrun/verbatim.py).
     generate_verbatim: tuple[tuple[str, str], ...] = ()
+    # [build] widen: run before the last build command with {symbols}, the Kconfig
+    # symbols the series' changed code needs that the base's config does not set.
+    build_widen: tuple[str, ...] = ()
     # [build] reuse: series builds start from the base's warm build trees (bot/testrun/warm.py).
     build_reuse: bool = True
 
@@ -169,7 +172,8 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         upstream=f.tree.upstream,
         generate_commands=f.generate.command, generate_timeout=f.generate.timeout,
         generate_verbatim=f.generate.verbatim, build_reuse=f.build.reuse,
-        build_commands=f.build.command, build_jobs=f.build.jobs, build_timeout=f.build.timeout,
+        build_commands=f.build.command, build_widen=tuple(f.build.widen),
+        build_jobs=f.build.jobs, build_timeout=f.build.timeout,
         output_cap=f.build.output_cap, sandbox=f.build.sandbox, ccache=f.build.ccache,
         executor=f.build.executor,
         kernels=sorted((t.kernel() for t in f.kernels), key=lambda k: k.version_tuple),

@@ -30,6 +30,7 @@ from bot.config.fields import (
     RulesPath,
     Size,
     Verbatim,
+    WidenCommand,
     choice,
     problem,
 )
@@ -156,6 +157,7 @@ class BuildTable(Table):
     ccache: bool = True
     executor: Executor = "local"
     reuse: bool = True  # series builds start from the base's warm build trees (bot/testrun/warm.py)
+    widen: WidenCommand = []  # enables the Kconfig symbols a series needs (bot/testrun/widen.py)
 
 
 class RqTable(Table):

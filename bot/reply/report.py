@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from bot.config.rules import Kernel, Rules, expand
 from bot.model import STEP_LABELS, Target, words
 from bot.reply import compose, render
-from bot.testrun import coverage, matrix
+from bot.testrun import coverage, matrix, widen
 from bot.testrun.outcome import FAIL, INFRA_ERROR, NOT_APPLIED, NOT_TESTED, PARTIAL, RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS
 
@@ -170,6 +170,8 @@ def _tree_path(package_path: str, changed: list[str]) -> str:
 
 
 def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
+    if outcome.widened:  # the build commands the kernels were built with
+        rules = widen.widened(rules, outcome.widened)
     """The commands that redo the run in a clone: fetch the series, apply it,
     generate, and build on the broken kernels (else the first one built)."""
     broken = [k.kernel for k in outcome.kernels if k.verdict == matrix.FAIL]
@@ -183,14 +185,21 @@ def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
                  for k in (broken or built[:1])] if applied else [])
 
 
+def _shell(args: list[str]) -> str:
+    """An argument list as a shell line: quoted where needed, but make's
+    ``-j$(nproc)`` left for the reader's shell to expand."""
+    return " ".join(a if a.replace(JOBS, "") == shlex.quote(a.replace(JOBS, ""))
+                    and a.replace(JOBS, "") else shlex.quote(a) for a in args)
+
+
 def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
     """The generate commands, or the build commands on ``kernel``, as a contributor
     types them in a clone ("To reproduce"; the status page shows them too)."""
     if kernel is None:
-        return [" ".join(expand(command, dict(
+        return [_shell(expand(command, dict(
             tree=".", output="../out", upstream=rules.upstream or "<upstream-src>",
             jobs=rules.build_jobs, python="python3"))) for command in rules.generate_commands]
-    return [" ".join(expand(command, dict(
+    return [_shell(expand(command, dict(
         output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=kernel.path,
         kernel_version=kernel.version, kernel_name=kernel.name, build_dir=f"../build-{kernel.name}",
         jobs=JOBS, python="python3"))) for command in rules.build_commands]
@@ -211,6 +220,7 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
         if outcome.base_commit else "",
         since_previous=outcome.since_previous, table=_table(outcome),
         reasons=_reasons(outcome), coverage=_coverage(outcome),
+        widened=outcome.widened,
         coverage_generated=any(f.generated for f in outcome.file_coverage or []),
         apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
         failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),

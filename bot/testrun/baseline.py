@@ -104,44 +104,81 @@ def ensure(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base, kerne
         return results
     say = progress or (lambda text: None)
     say(f"baseline: build base {base.commit[:12]} on {', '.join(k.name for k in missing)}")
-    logs = rules.state_dir / "work" / "baselines" / base.commit[:16]
     fresh: dict[str, BaseResult] = {}
     apply.add_worktree(rules, base, paths.base_src)
     try:
-        gen = generate.generate(rules, sandbox, paths.base_src, paths.out, logs / "generate.log")
+        gen = generate.generate(rules, sandbox, paths.base_src, paths.out,
+                                _logs(rules, base.commit) / "generate.log")
         if gen.status != SUCCESS:
             for k in missing:
                 fresh[k.name] = BaseResult(k.name, gen.status, "generate", gen.detail,
                                            log_path=gen.log_path)
         else:
-            # The base is the tree's own code: its builds may fill the ccache.
-            for step in executor.build_all(rules, sandbox, missing, paths.out, paths.build, logs,
-                                        trusted=True):
-                fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
-                                                step.diagnostics, step.log_path)
-            _keep_warm(rules, base.commit, missing, fresh, paths)
+            _keep_package(rules, base.commit, paths)
+            fresh = _build(rules, sandbox, base.commit, missing, paths.out, paths,
+                           _logs(rules, base.commit))
     finally:
         apply.remove_worktree(rules, paths.base_src)
-    # Never cache a failure of the bot itself, nor a timeout (a loaded host).
-    infra = [r for r in fresh.values() if r.status in (INFRA, TIMEOUT)]
-    with state.tx() as db:
-        for k in missing:
-            r = fresh[k.name]
-            if r in infra:
-                continue
-            db.conn.execute(
-                "INSERT OR REPLACE INTO baselines (key, base_commit, kernel, status, stage, detail,"
-                " diagnostics, log_path, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (cache_key(rules, base.commit, k), base.commit, k.name, r.status, r.stage, r.detail,
-                 dumps([d.to_dict() for d in r.diagnostics]), r.log_path, now()))
+    _record(state, rules, base.commit, missing, fresh)
     results.update(fresh)
     return results
 
 
-def _keep_warm(rules: Rules, base_commit: str, kernels: list[Kernel],
-               fresh: dict[str, BaseResult], paths: WorkPaths) -> None:
-    """Snapshot the base package and each kernel's build dir (bot/testrun/warm.py)
-    for series builds to start from; a failure here only costs that reuse."""
+def ensure_built(state: State, rules: Rules, sandbox: Sandbox, base_commit: str,
+                 kernels: list[Kernel], package: Path, paths: WorkPaths,
+                 progress: Callable[[str], None] | None = None) -> dict[str, BaseResult]:
+    """Base results for ``kernels`` built from the base's kept ``package`` (no
+    generator run): for build commands other than the base's first ones, e.g.
+    a widened config (bot/testrun/widen.py)."""
+    results = lookup(state, rules, base_commit, kernels)
+    missing = [k for k in kernels if k.name not in results]
+    if missing:
+        (progress or (lambda text: None))(
+            f"baseline: build base {base_commit[:12]} on {', '.join(k.name for k in missing)}"
+            " with these build commands")
+        commands = hashlib.sha256(json.dumps(rules.build_commands).encode()).hexdigest()
+        logs = _logs(rules, base_commit) / f"build-{commands[:12]}"
+        fresh = _build(rules, sandbox, base_commit, missing, package, paths, logs)
+        _record(state, rules, base_commit, missing, fresh)
+        results.update(fresh)
+    return results
+
+
+def _logs(rules: Rules, base_commit: str) -> Path:
+    return rules.state_dir / "work" / "baselines" / base_commit[:16]
+
+
+def _build(rules: Rules, sandbox: Sandbox, base_commit: str, kernels: list[Kernel],
+           package: Path, paths: WorkPaths, logs: Path) -> dict[str, BaseResult]:
+    fresh = {}
+    # The base is the tree's own code: its builds may fill the ccache.
+    for step in executor.build_all(rules, sandbox, kernels, package, paths.build, logs,
+                                   trusted=True):
+        fresh[step.kernel] = BaseResult(step.kernel, step.status, "build", step.detail,
+                                        step.diagnostics, step.log_path)
+    _keep_builds(rules, base_commit, kernels, fresh, package, paths)
+    return fresh
+
+
+def _record(state: State, rules: Rules, base_commit: str, kernels: list[Kernel],
+            fresh: dict[str, BaseResult]) -> None:
+    """Cache the results; never a failure of the bot itself, nor a timeout (a loaded host)."""
+    with state.tx() as db:
+        for k in kernels:
+            r = fresh[k.name]
+            if r.status in (INFRA, TIMEOUT):
+                continue
+            db.conn.execute(
+                "INSERT OR REPLACE INTO baselines (key, base_commit, kernel, status, stage, detail,"
+                " diagnostics, log_path, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (cache_key(rules, base_commit, k), base_commit, k.name, r.status, r.stage, r.detail,
+                 dumps([d.to_dict() for d in r.diagnostics]), r.log_path, now()))
+
+
+def _keep_package(rules: Rules, base_commit: str, paths: WorkPaths) -> None:
+    """Snapshot the base package (bot/testrun/warm.py): series builds start from
+    it, and coverage compares the series' package with it; a failure here only
+    costs that."""
     if rules.executor != "local":
         return
     try:
@@ -152,9 +189,19 @@ def _keep_warm(rules: Rules, base_commit: str, kernels: list[Kernel],
         key = package_key(rules, base_commit)
         if warm.package(rules, key) is None:  # its mtimes are what the kept trees were built on
             warm.save_package(rules, key, base_commit, paths.out, problem)
-        for k in kernels if rules.build_reuse else []:  # the package: for coverage too
+    except OSError as exc:
+        log.warning("base %s: package not kept: %s", base_commit[:12], exc)
+
+
+def _keep_builds(rules: Rules, base_commit: str, kernels: list[Kernel],
+                 fresh: dict[str, BaseResult], package: Path, paths: WorkPaths) -> None:
+    """Snapshot each kernel's build dir for series builds to start from."""
+    if not rules.build_reuse or rules.executor != "local":
+        return
+    try:
+        for k in kernels:
             if fresh[k.name].status in (SUCCESS, FAILED):
                 warm.save_build(rules, cache_key(rules, base_commit, k), base_commit, k,
-                                paths.build / k.name, paths.out)
+                                paths.build / k.name, package)
     except OSError as exc:
         log.warning("base %s: warm trees not kept: %s", base_commit[:12], exc)

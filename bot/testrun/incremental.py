@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Plan:
     prepare: Prepare | None = None
     untouched: set[str] = field(default_factory=set)
     diff: warm.Diff | None = None
+    base_package: Path | None = None  # the base's kept package
 
 
 def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: baseline.WorkPaths,
@@ -62,11 +64,18 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
         return gen, Plan()
     diff = warm.align(pkg.path, paths.out)
     if not rules.build_reuse:
-        return gen, Plan(diff=diff)
+        return gen, Plan(diff=diff, base_package=pkg.path)
+    return gen, plan_builds(rules, base_commit, paths.out, kernels, diff, pkg.path)
+
+
+def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
+                diff: warm.Diff, base_package: Path) -> Plan:
+    """How each kernel's series build starts, from the base's warm trees under
+    these rules' build commands."""
     if build_system := warm.needs_clean(diff):
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
-        return gen, Plan(diff=diff)
+        return Plan(diff=diff, base_package=base_package)
     log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
              ", ".join(diff.all[:8]) or "none")
     untouched = set()
@@ -77,8 +86,7 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     if untouched:
         log.info("nothing compiled on %s depends on the changed files: the base's result",
                  ", ".join(sorted(untouched)))
-    return gen, Plan(_restorer(rules, base_commit, paths.out, warm.shadowed(diff)), untouched,
-                     diff)
+    return Plan(_restorer(rules, base_commit, output, diff), untouched, diff, base_package)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
@@ -108,14 +116,21 @@ def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
                       duration=time.time() - started, log_path=str(log_file))
 
 
-def _restorer(rules: Rules, base_commit: str, output: Path, new_headers: set[str]) -> Prepare:
+def _restorer(rules: Rules, base_commit: str, output: Path, diff: warm.Diff) -> Prepare:
     """Restore a kernel's warm tree; objects that used a header of the name of one
-    the series adds are removed, so make compiles them against the new one."""
+    the series adds are removed, so make compiles them against the new one. The
+    series' changed files get the time of now: newer than any object of the warm
+    tree, whenever that was built (a widened base is built after the series'
+    generation)."""
+    new_headers = warm.shadowed(diff)
+
     def prepare(kernel: Kernel, build_dir: Path) -> bool:
         found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, kernel))
         if found is None:
             return False
         warm.restore(*found, build_dir, output)
+        for path in diff.changed + diff.added:
+            os.utime(output / path)
         if dropped := warm.drop_objects(build_dir, new_headers):
             log.info("build %s: %d object(s) used a header named like one the series adds"
                      " (%s): compiled again", kernel.name, dropped, ", ".join(sorted(new_headers)))

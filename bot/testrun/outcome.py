@@ -35,6 +35,8 @@ class RunOutcome:
     file_coverage: list[coverage.FileCoverage] | None = None
     # Package files that differ from the base's package (None: unknown).
     package_changed: list[str] | None = None
+    # Kconfig symbols the build config was widened with (bot/testrun/widen.py).
+    widened: list[str] = field(default_factory=list)
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)

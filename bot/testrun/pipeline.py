@@ -36,6 +36,7 @@ from bot.testrun import (
     matrix,
     subset,
     toolchain,
+    widen,
 )
 from bot.testrun.diagnostics import Diagnostic
 from bot.testrun.outcome import RunOutcome
@@ -295,8 +296,8 @@ def _test_kernels(state: State, rules: Rules, sandbox: Sandbox, base: apply.Base
         outcome.base_generate_broken = any(r.stage == "generate" and r.broken
                                            for r in base_results.values())
         outcome.compiler, outcome.upstream_version = toolchain.describe(rules)
-        builds.update(_generate_and_build(rules, sandbox, present, paths, logs, outcome, say,
-                                          base_results))
+        builds.update(_generate_and_build(state, rules, sandbox, present, paths, logs, outcome,
+                                          say, base_results))
         outcome.timings["series_cpu"] = cpu_seconds() - cpu
         outcome.file_coverage = _coverage(rules, choice, paths, outcome, builds)
     outcome.steps += [builds[k.name] for k in rules.kernels if k.name in builds]
@@ -326,7 +327,7 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
                             outcome.package_changed or [], rules.kernels)
 
 
-def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
+def _generate_and_build(state: State, rules: Rules, sandbox: Sandbox, kernels: list,
                         paths: baseline.WorkPaths, logs: Path, outcome: RunOutcome,
                         say: Progress, base: dict[str, baseline.BaseResult]
                         ) -> dict[str, StepResult]:
@@ -342,6 +343,9 @@ def _generate_and_build(rules: Rules, sandbox: Sandbox, kernels: list,
     if gen.status != SUCCESS:
         return {k.name: StepResult("build", SKIPPED, kernel=k.name,
                                    detail=f"generation {gen.status}") for k in kernels}
+    if wide := widen.widen(state, rules, sandbox, outcome.base_commit, kernels, paths, plan, say):
+        outcome.widened, rules, plan, wide_base = wide
+        base.update(wide_base)  # the kernels are judged against the base built the same way
     # A kernel on which nothing compiled depends on the change has the base's result.
     same = {k.name: _as_base(base[k.name]) for k in kernels
             if k.name in plan.untouched and k.name in base and not base[k.name].broken}

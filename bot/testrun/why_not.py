@@ -24,7 +24,7 @@ _MAKEFILES = ("Makefile", "Kbuild")
 MAX_READ = 4 * 1024 * 1024
 
 
-def _read(path: Path) -> str | None:
+def read_file(path: Path) -> str | None:
     try:
         if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_READ:
             return None
@@ -37,7 +37,7 @@ def _rules(makefile_dir: Path) -> list[tuple[str, list[str]]]:
     """``(left side, right-hand words)`` of each ``x += a b`` / ``x := ...`` line."""
     out = []
     for name in _MAKEFILES:
-        text = _read(makefile_dir / name)
+        text = read_file(makefile_dir / name)
         if text is None:
             continue
         for line in text.replace("\\\n", " ").splitlines():
@@ -75,12 +75,12 @@ def _dir_symbols(package: Path, rel_dir: str, depth: int) -> list[str] | None:
     return _symbols_for(package, parent, name + "/", depth + 1)
 
 
-def _config_values(build_dirs: dict[str, Path]) -> dict[str, set[str]]:
+def config_values(build_dirs: dict[str, Path]) -> dict[str, set[str]]:
     """Per kernel, the symbols its build's ``.config`` sets (kernels without one
     are left out: their config is unknown)."""
     out = {}
     for name, build in build_dirs.items():
-        text = _read(build / ".config")
+        text = read_file(build / ".config")
         if text is not None:
             out[name] = {line.split("=", 1)[0] for line in text.splitlines()
                          if "=" in line and not line.startswith("#")
@@ -91,7 +91,7 @@ def _config_values(build_dirs: dict[str, Path]) -> dict[str, set[str]]:
 def _dependencies(package: Path) -> dict[str, tuple[int, ...]]:
     """``SYMBOL X.Y`` lines of the package's dependencies file: the symbol needs
     a kernel at least that new."""
-    text = _read(package / "dependencies") or ""
+    text = read_file(package / "dependencies") or ""
     out = {}
     for line in text.splitlines():
         words = line.split()
@@ -100,26 +100,33 @@ def _dependencies(package: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def symbols(package: Path, path: str) -> list[str] | None:
+    """The Kconfig symbols that build the C file ``path`` of the package; None
+    when no Makefile names its object."""
+    rel_dir, name = os.path.split(path)
+    return _symbols_for(package, rel_dir, name[:-2] + ".o")
+
+
 def reason(package: Path, path: str, build_dirs: dict[str, Path],
            kernels: list[Kernel]) -> str:
     """Why ``path`` (a package file) was compiled on no kernel; "" if unknown."""
     if path.endswith(".h"):
         return "no compiled object includes it"
     rel_dir, name = os.path.split(path)
-    symbols = _symbols_for(package, rel_dir, name[:-2] + ".o")
-    if symbols is None:
+    needs_set = symbols(package, path)
+    if needs_set is None:
         return "" if not (package / rel_dir / "Makefile").is_file() else \
             f"no rule of {rel_dir or '.'}/Makefile builds {name[:-2]}.o"
     needs = _dependencies(package)
     newest = max((k.version_tuple for k in kernels), default=())
-    for sym in symbols:
+    for sym in needs_set:
         bare = re.sub(r"^(CONFIG|CPTCFG)_", "", sym)
         if bare in needs and needs[bare] > newest:
             want = ".".join(map(str, needs[bare]))
             return f"{bare} needs Linux {want} or newer (dependencies); no configured kernel is"
-    configs = _config_values(build_dirs)
+    configs = config_values(build_dirs)
     if configs:
-        unset = [s for s in symbols if not any(s in have for have in configs.values())]
+        unset = [s for s in needs_set if not any(s in have for have in configs.values())]
         older = [m.group(1).replace("_", ".") for s in unset
                  if (m := re.fullmatch(r"(?:CONFIG|CPTCFG)_KERNEL_(\d+_\d+)", s))]
         if older:
