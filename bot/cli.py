@@ -14,6 +14,7 @@ from bot import __version__
 from bot.config import rules as config
 
 EXIT_OK, EXIT_BROKEN, EXIT_UNTESTED, EXIT_USAGE = 0, 1, 2, 3
+EXIT_STATE = 2  # `bpbot status`: the state cannot be read (the host's problem, as in check)
 log = logging.getLogger("bpbot")
 
 
@@ -97,6 +98,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return kernels.run_command(args, _load)
     rules = _load(args.rules)
     database = rules.state_dir / "bpbot.sqlite"
+    if args.command == "status":  # read-only: never creates nor migrates the state
+        from bot import status
+        try:
+            print(status.report(database, args.json))
+        except status.StateUnreadable as exc:
+            print(f"bpbot: cannot read the state: {exc}", file=sys.stderr)
+            return EXIT_STATE
+        return EXIT_OK
     if args.command == "web":  # read-only: never creates nor migrates the database
         from bot.status import ReadOnlyState
         from bot.web import page as web
@@ -109,12 +118,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve" and not _only_daemon(rules.state_dir):
         return EXIT_USAGE
     from bot.state import State
-    state = State(database)
-    if args.command == "status":
-        from bot import status
-        print(status.render_json(state) if args.json else status.render_table(state))
-        return EXIT_OK
-    return _serve(rules, state)
+    return _serve(rules, State(database))
 
 
 def _serve(rules: config.Rules, state) -> int:
