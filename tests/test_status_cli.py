@@ -58,17 +58,6 @@ def test_a_database_that_is_garbage_is_one_clear_error(rules_file, tmp_path, cap
     assert _tree(tmp_path / "state") == ["bpbot.sqlite"]
 
 
-def test_an_sqlite_file_of_another_program_is_one_clear_error(rules_file, tmp_path, capsys):
-    (tmp_path / "state").mkdir()
-    conn = sqlite3.connect(tmp_path / "state" / "bpbot.sqlite")
-    conn.execute("CREATE TABLE other (x)")
-    conn.commit()
-    conn.close()
-    assert _status(rules_file) == 2
-    err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and "not a bpbot database" in err, err
-
-
 @pytest.mark.parametrize("make_dir", [False, True], ids=["no-dir", "empty-dir"])
 def test_status_without_a_state_creates_nothing(rules_file, tmp_path, capsys, make_dir):
     if make_dir:
@@ -133,12 +122,22 @@ def test_status_reads_the_state_while_the_daemon_holds_it(rules_file, tmp_path, 
         state.close()
 
 
-def test_a_database_of_an_older_bpbot_is_one_clear_error(rules_file, tmp_path, capsys):
-    _state_with_quarantine(tmp_path)
+
+@pytest.mark.parametrize(("bpbot_state", "sql", "expect"), [
+    (False, "CREATE TABLE other (x)", "not a bpbot database"),
+    (True, "DELETE FROM migrations WHERE name LIKE '007_%'",
+     "made by an older bpbot (1 migration(s) not applied); `bpbot serve` migrates it"),
+], ids=["another-program", "older-bpbot"])
+def test_a_database_bpbot_cannot_read_is_one_clear_error(rules_file, tmp_path, capsys,
+                                                        bpbot_state, sql, expect):
+    if bpbot_state:
+        _state_with_quarantine(tmp_path)
+    else:
+        (tmp_path / "state").mkdir()
     conn = sqlite3.connect(tmp_path / "state" / "bpbot.sqlite")
-    conn.execute("DELETE FROM migrations WHERE name LIKE '007_%'")
+    conn.execute(sql)
     conn.commit()
     conn.close()
     assert _status(rules_file) == 2
     err = capsys.readouterr().err
-    assert "made by an older bpbot" in err and "bpbot serve" in err, err
+    assert len(err.splitlines()) == 1 and expect in err, err
