@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors; our contract says 3
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.command == "serve"
-        else "bpbot: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+                         if args.command == "serve" else _TerminalFormatter("bpbot: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        handlers=[handler])
     if not args.verbose:
         for noisy in ("apscheduler", "mail.log", "aiosmtpd", "b4"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -82,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log lines for a terminal: a Message-ID or a reason may carry what mail
+    wrote (ESC sequences, bidi overrides), escaped as the summaries escape it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.ingest.mailtext import for_terminal  # (not for `serve`: its log is the journal)
+        return for_terminal(super().format(record), keep="\n\t")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -74,3 +74,18 @@ def test_the_summary_escapes_what_mail_wrote(tmp_path, capsys):
 ])
 def test_for_terminal_escapes_what_a_terminal_would_not_show(text, keep, shown):
     assert for_terminal(text, keep) == shown
+
+
+def test_the_log_escapes_what_mail_wrote(tmp_path):
+    """A quarantined mail's Message-ID, as the log names it on the terminal."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "hostile.eml"
+    path.write_bytes("From: Eve <eve@example.org>\nMessage-ID: <\u202eevil@example.org>\n"
+                     "Subject: a\x1b[2Jb\n\nbody\n".encode())
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "check", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "quarantined \\u202eevil@example.org" in done.stderr, done.stderr
+    assert not any(c in done.stderr for c in CONTROLS), repr(done.stderr)
