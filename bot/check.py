@@ -38,6 +38,7 @@ from bot.check_cache import CheckCache
 from bot.config import rules as config
 from bot.demo import layout
 from bot.ingest import classify, spool, tags
+from bot.ingest.mailtext import for_terminal
 from bot.sandbox import cleanup, git, proc
 from bot.state import State, loads
 from bot.store import views as store_views
@@ -59,7 +60,11 @@ def read_mail(path: Path) -> list[bytes]:
     if not path.is_file():
         raise InputError(f"{path}: no such file or folder")
     from bot.ingest.sources import read_mbox  # imapclient: only when reading a file
-    return read_mbox(path.read_bytes())  # an mbox, or one mail
+    data = path.read_bytes()
+    if not data.strip():  # spooled all the same: listed (quarantined), never skipped
+        log.warning("%s: empty file: not a mail", path)
+        return [data]
+    return read_mbox(data) or [data]  # an mbox, or one mail
 
 
 @dataclass
@@ -186,13 +191,15 @@ def _print(state: State, as_json: bool) -> int:
     if not replies:
         kinds = state.query("SELECT kind, reason, subject FROM messages")
         print("bpbot: no patch series found in the input:", file=sys.stderr)
-        for k in kinds:
-            print(f"  {k['kind']}: {k['subject'] or '(no subject)'} ({k['reason']})",
-                  file=sys.stderr)
+        for k in kinds:  # what mail wrote is escaped: ESC sequences, \r, bidi overrides
+            print(f"  {k['kind']}: {for_terminal(k['subject']) or '(no subject)'}"
+                  f" ({for_terminal(k['reason'])})", file=sys.stderr)
     for r in replies:
         msg = email.message_from_bytes(bytes(r["raw"]), policy=email.policy.default)
-        print(f"Subject: {msg['Subject']}\nTo: {msg['To']}\nIn-Reply-To: {msg['In-Reply-To']}\n")
-        print(msg.get_content())
+        for name in ("Subject", "To", "In-Reply-To"):
+            print(f"{name}: {for_terminal(str(msg[name]))}")
+        print()
+        print(for_terminal(msg.get_content(), keep="\n\t"))
     return code
 
 

@@ -14,6 +14,7 @@ from bot import __version__
 from bot.config import rules as config
 
 EXIT_OK, EXIT_BROKEN, EXIT_UNTESTED, EXIT_USAGE = 0, 1, 2, 3
+EXIT_STATE = 2  # `bpbot status`: the state cannot be read (the host's problem, as in check)
 log = logging.getLogger("bpbot")
 
 
@@ -66,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors; our contract says 3
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.command == "serve"
-        else "bpbot: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+                         if args.command == "serve" else _TerminalFormatter("bpbot: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        handlers=[handler])
     if not args.verbose:
         for noisy in ("apscheduler", "mail.log", "aiosmtpd", "b4"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -81,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log lines for a terminal: a Message-ID or a reason may carry what mail
+    wrote (ESC sequences, bidi overrides), escaped as the summaries escape it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.ingest.mailtext import for_terminal  # (not for `serve`: its log is the journal)
+        return for_terminal(super().format(record), keep="\n\t")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -97,6 +108,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return kernels.run_command(args, _load)
     rules = _load(args.rules)
     database = rules.state_dir / "bpbot.sqlite"
+    if args.command == "status":  # read-only: never creates nor migrates the state
+        from bot import status
+        try:
+            print(status.report(database, args.json))
+        except status.StateUnreadable as exc:
+            print(f"bpbot: cannot read the state: {exc}", file=sys.stderr)
+            return EXIT_STATE
+        return EXIT_OK
     if args.command == "web":  # read-only: never creates nor migrates the database
         from bot.status import ReadOnlyState
         from bot.web import page as web
@@ -109,12 +128,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve" and not _only_daemon(rules.state_dir):
         return EXIT_USAGE
     from bot.state import State
-    state = State(database)
-    if args.command == "status":
-        from bot import status
-        print(status.render_json(state) if args.json else status.render_table(state))
-        return EXIT_OK
-    return _serve(rules, state)
+    return _serve(rules, State(database))
 
 
 def _serve(rules: config.Rules, state) -> int:

@@ -1,4 +1,9 @@
-"""``bpbot status``: the series seen, their state and verdicts."""
+"""``bpbot status``: the series seen, their state and verdicts.
+
+It only reads the state (``ReadOnlyState``): without one it says so and
+creates nothing; a state it cannot read is a ``StateUnreadable`` naming the
+path and the problem. Text from mail is escaped for the terminal.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ from urllib.parse import quote
 import sqlite_utils
 
 from bot import store
+from bot.ingest.mailtext import for_terminal
 from bot.model import TESTABLE, VERDICT_LABELS, Verdict, words
-from bot.state import State, loads
+from bot.state import State, loads, migrations
 from bot.store import views
 
 ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
@@ -50,6 +56,12 @@ def quarantined(state: State, limit: int | None = None,
     return items
 
 
+# What `bpbot status --json` prints when there is no state yet: every key of
+# summary(), empty, and ``no_state`` saying where the state was looked for.
+NO_STATE = dict(messages={}, outbox={}, series=[], quarantined=[], last_poll_at="",
+                last_sent_at="")
+
+
 def summary(state: State) -> dict:
     counts = {r["kind"]: r["n"] for r in state.query(
         "SELECT kind, COUNT(*) AS n FROM messages GROUP BY kind")}
@@ -76,7 +88,8 @@ def render_table(state: State) -> str:
     lines = [f"{'series':<44} {'ver':<4} {'state':<11} {'verdict':<12} builds",
              "-" * 100]
     for r in data["series"]:
-        subject = r["subject"] if len(r["subject"]) <= 44 else r["subject"][:41] + "..."
+        subject = for_terminal(r["subject"])
+        subject = subject if len(subject) <= 44 else subject[:41] + "..."
         lines.append(f"{subject:<44} v{r['revision']:<3} {r['state']:<11} "
                      f"{r['verdict'] or '-':<12} {_kernels(r['steps'])}")
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(data["messages"].items()))
@@ -91,13 +104,31 @@ def render_table(state: State) -> str:
                   + (f"; {more} older in --json" if more else "") + "):"]
         for q in shown:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(q["received_at"]))
-            lines.append(f"  {stamp} <{q['msgid']}> {q['subject'] or '(no subject)'}")
-            lines.append(f"      {q['reason']}")
+            lines.append(f"  {stamp} <{for_terminal(q['msgid'])}> "
+                         f"{for_terminal(q['subject']) or '(no subject)'}")
+            lines.append(f"      {for_terminal(q['reason'])}")
     return "\n".join(lines)
 
 
 def render_json(state: State) -> str:
     return json.dumps(summary(state), indent=2, sort_keys=True)
+
+
+def report(database: Path, as_json: bool) -> str:
+    """What `bpbot status` prints, read without writing anything: the table (or
+    JSON), else "no state yet at <database> (the bot has not run)" (in JSON: the
+    empty summary with ``no_state``). Raises StateUnreadable."""
+    state = ReadOnlyState(database, snapshot=True)
+    try:
+        state.verify()
+        return render_json(state) if as_json else render_table(state)
+    except NoDatabase as exc:
+        return json.dumps(dict(NO_STATE, no_state=str(exc)), indent=2, sort_keys=True) \
+            if as_json else str(exc)
+    except sqlite3.DatabaseError as exc:  # a page of the file broken past its header
+        raise StateUnreadable(f"{database}: cannot be read: {exc}") from None
+    finally:
+        state.close()
 
 
 # --- The status page (bot/web/page.py) reads the same tables through these. ---
@@ -205,6 +236,13 @@ class NoDatabase(RuntimeError):
     """The state database does not exist yet (``bpbot serve`` creates it)."""
 
 
+class StateUnreadable(RuntimeError):
+    """The state is there but cannot be read as bpbot's: names the path and why."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+
+
 class ReadOnlyState(State):
     """The state as the status page reads it: opened read-only (SQLite URI
     ``mode=ro``), never created, never migrated, every connection ``query_only``.
@@ -214,10 +252,17 @@ class ReadOnlyState(State):
     reader on a read-only file system cannot make them: then, and only when no
     ``-wal`` file exists (so the main file holds everything), the file is read
     as ``immutable``.
+
+    ``snapshot`` is for one short read (``bpbot status``): when no ``-wal`` file
+    exists the file is read as ``immutable`` at once, so that reading leaves
+    nothing behind (``mode=ro`` makes the ``-wal`` and ``-shm`` files when the
+    folder is writable, owned by whoever reads: a root-owned ``-shm`` would
+    lock the daemon out).
     """
 
-    def __init__(self, path: Path):  # no super(): that would create and migrate
+    def __init__(self, path: Path, snapshot: bool = False):  # no super(): it creates, migrates
         self.path = Path(path)
+        self.snapshot = snapshot
         self._local = threading.local()
 
     def exists(self) -> bool:
@@ -228,7 +273,7 @@ class ReadOnlyState(State):
         db = getattr(self._local, "db", None)
         if db is None:
             if not self.exists():
-                raise NoDatabase(f"no database at {self.path} yet")
+                raise self._missing()
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -236,8 +281,47 @@ class ReadOnlyState(State):
             self._local.db = db
         return db
 
+    def _missing(self) -> NoDatabase:
+        return NoDatabase(f"no state yet at {self.path} (the bot has not run)")
+
+    def verify(self) -> None:
+        """Raise NoDatabase when there is no state yet, StateUnreadable when what
+        is there is no state this bpbot can read (each names the path)."""
+        try:
+            for folder in self.path.parents:  # the nearest that exists is a directory
+                if folder.exists():
+                    if not folder.is_dir():
+                        raise StateUnreadable(f"{folder}: not a directory (the state_dir"
+                                              " must be one)")
+                    break
+            if not self.path.exists():
+                raise self._missing()
+            if not self.path.is_file():
+                raise StateUnreadable(f"{self.path}: not a file")
+            with self.path.open("rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise StateUnreadable(f"{exc.filename or self.path}: cannot be read:"
+                                  f" {exc.strerror or exc}") from None
+        if head and head != SQLITE_HEADER:
+            raise StateUnreadable(f"{self.path}: not an SQLite database")
+        self._verify_schema()
+
+    def _verify_schema(self) -> None:
+        tables = {r["name"] for r in self.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"migrations", "messages"} <= tables:
+            raise StateUnreadable(f"{self.path}: not a bpbot database (no bpbot tables)")
+        done = {r["name"] for r in self.query("SELECT name FROM migrations")}
+        missing = [f.name for f in migrations() if f.name not in done]
+        if missing:
+            raise StateUnreadable(f"{self.path}: made by an older bpbot ({len(missing)}"
+                                  " migration(s) not applied); `bpbot serve` migrates it")
+
     def _connect(self) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        if self.snapshot and not Path(f"{self.path}-wal").exists():
+            return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()

@@ -1,9 +1,11 @@
 """Mail bodies as text for command parsing: text/plain, else HTML read as
-lines with <blockquote> text quoted ('> '), so quoted commands never count."""
+lines with <blockquote> text quoted ('> '), so quoted commands never count.
+And mail text made safe to print on a terminal (``for_terminal``)."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from html.parser import HTMLParser
 
 from bot.ingest import mail
@@ -71,3 +73,27 @@ def html_text(html: str) -> str:
     parser.close()
     parser._break()
     return "\n".join(parser.lines)
+
+
+# Control (C0, DEL, C1), format (bidi overrides such as U+202E, zero-width),
+# line and paragraph separators, lone surrogates: none of them is shown as
+# itself by a terminal, and some drive it (ESC sequences, \r).
+_UNSAFE = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
+
+
+def for_terminal(text: str, keep: str = "") -> str:
+    """``text`` (a subject, a reason, an address from mail) safe to print on a
+    terminal: each character it could not show or that would drive it becomes
+    an escape (``\\x1b``, ``\\x0d``, ``\\u202e``, ``\\U000e0041``); characters
+    in ``keep`` (``"\\n\\t"`` for a text of several lines) stay."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if c not in keep and unicodedata.category(c) in _UNSAFE else c
+                   for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
