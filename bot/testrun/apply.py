@@ -174,6 +174,20 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
     )
 
 
+SYMLINK_MODE = "120000"
+
+
+def symlinks(worktree: Path, base_commit: str) -> list[str]:
+    """The paths the applied series leaves as symlinks (added, changed, or made
+    from a file), from git's record of their modes: the links are not followed."""
+    res = g.git(worktree, "diff", "--raw", "-z", "--no-renames", base_commit, "HEAD")
+    if not res.ok:
+        raise InfraError(f"git diff of the applied series failed: {res.output.strip()[-300:]}")
+    fields = res.output.split("\0")
+    return [path for meta, path in zip(fields[::2], fields[1::2], strict=False)
+            if meta.startswith(":") and meta.split()[1:2] == [SYMLINK_MODE]]
+
+
 def _limited_am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path,
                 identity: tuple[str, str]) -> proc.ProcResult:
     """``git am`` runs outside the sandbox, on the series' bytes: under the rules'
