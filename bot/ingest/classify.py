@@ -111,7 +111,7 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
         return Classified(QUARANTINE, "broken MIME: the multipart boundary of its Content-Type "
                           "never appears, so no part can be read", msgid, made_up, notes=tuple(notes))
     subject = mail.header(msg, "Subject")
-    from_name, from_addr = mail.address(msg, "From")
+    from_name, from_addr, from_problem = mail.mailbox(msg, "From")
     base = dict(
         msgid=msgid, msgid_made_up=made_up, subject=subject, from_name=from_name,
         from_addr=from_addr, date=mail.header(msg, "Date"),
@@ -125,6 +125,8 @@ def _classify(raw: bytes, bot: str, loop_id: str, max_bytes: int,
 
     if (silent := _never_answered(msg, from_addr, subject, bot, loop_id)) is not None:
         return out(*silent)
+    if from_problem:  # whom to answer would be a guess
+        return out(QUARANTINE, from_problem)
     body, body_note = mail.text_body(msg)
     if body_note:
         notes.append(body_note)

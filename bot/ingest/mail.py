@@ -6,6 +6,7 @@ Nothing here raises on bad input; problems come back as values.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.header
 import email.policy
 import email.utils
@@ -90,15 +91,50 @@ def message_id(msg: Message, raw: bytes) -> tuple[str, bool]:
 
 
 def address(msg: Message, name: str) -> tuple[str, str]:
-    """(display name, lower-case address) of the first address in a header."""
-    value = header(msg, name)
-    if not value:
-        return "", ""
+    """(display name, lower-case address) of the one address of a header;
+    ("", "") when it has not exactly one valid address (``mailbox`` says why)."""
+    realname, addr, _ = mailbox(msg, name)
+    return realname, addr
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def mailbox(msg: Message, name: str) -> tuple[str, str, str]:
+    """(display name, lower-case address, problem) of the first ``name`` header.
+
+    Read from the raw header, unfolded, by the email package's strict parser:
+    encoded words are decoded only inside the display name, so an address
+    written there ("Mallory <victim@example.com>" quoted, or encoded) stays
+    part of the name. A header that does not hold exactly one valid address
+    (two, a group, none, text the parser had to guess at) gives a problem and
+    no address: a reply must not go to a guess."""
+    value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if value is None:
+        return "", "", f"no {name} header"
     try:
-        realname, addr = email.utils.parseaddr(value)
-    except Exception:  # noqa: BLE001
-        return "", ""
-    return realname, addr.lower()
+        parsed = value if hasattr(value, "addresses") else \
+            email.policy.default.header_factory(name, _FOLD.sub("", _text(value)).strip())
+        found = list(parsed.addresses)
+        groups = list(parsed.groups)
+        defects = list(parsed.defects)
+    except Exception:  # noqa: BLE001 - the email package raises many kinds on bad headers
+        return "", "", f"unreadable {name} header"
+    invalid = [d for d in defects if isinstance(d, email.errors.InvalidHeaderDefect)]
+    if invalid or len(found) != 1 or len(groups) != 1 or groups[0].display_name is not None:
+        return "", "", f"the {name} header does not hold exactly one valid address"
+    one = found[0]
+    if not one.username or not one.domain:
+        return "", "", f"the {name} header does not hold exactly one valid address"
+    return " ".join(one.display_name.split()), one.addr_spec.lower(), ""
+
+
+def _text(value: object) -> str:
+    """A raw header value as text; raw 8-bit bytes read as UTF-8."""
+    text = str(value)
+    if email.utils._has_surrogates(text):
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def all_addresses(msg: Message, *names: str) -> list[str]:

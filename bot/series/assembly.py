@@ -333,8 +333,9 @@ def _describe(lser, thread_root: str) -> Version:
     first = cover or (lser.patches[1] if len(lser.patches) > 1 and lser.patches[1] else None) \
         or (patches[0] if patches else None)
     subject = first.subject if first is not None else lser.subject
-    author = first if first is not None else None
-    addr = (author.fromemail if author else "") or ""
+    # The bot's own strict reading of From (bot/ingest/mail.py): b4 decodes
+    # encoded words before it parses, so a display name could give the address.
+    name, addr = mail.address(first.msg, "From") if first is not None else ("", "")
     # The key links versions across threads: patch 1's subject (a v2 may add a
     # cover letter that v1 did not have), else the first subject we have.
     first_patch = patches[0] if patches else first
@@ -350,7 +351,7 @@ def _describe(lser, thread_root: str) -> Version:
     complete = bool(lser.complete) or (present == list(range(1, lser.expected + 1)))
     return Version(
         key=key, revision=lser.revision, subject=subject,
-        author_name=(author.fromname if author else "") or "", author_addr=addr.lower(),
+        author_name=name or addr, author_addr=addr,
         expected=lser.expected, present=present, complete=complete,
         has_cover=cover is not None, reply_to=first.msgid if first else thread_root,
         thread_root=thread_root, msgids=msgids, base_commit=lser.base_commit or "",

@@ -47,6 +47,10 @@ class BaseError(InfraError):
     """The run's worktree could not be made (the bot's fault: retried)."""
 
 
+class LimitsError(InfraError):
+    """``prlimit`` failed before ``git am`` ran (the bot's fault: retried)."""
+
+
 def choose_base(rules: Rules, base_commit: str, tags: list[str]) -> Base:
     """base-commit when the tree has it, else the subject tag's branch, else the head.
     A branch the rules name that the tree lacks is a ConfigError: the series is
@@ -135,6 +139,8 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
         return ApplyResult(ok=False, message=refused, refused=refused)
     res = _limited_am(rules, worktree, mbox, log_file, identity)
     applied = len(_APPLYING.findall(res.output))
+    if not res.ok and not applied and (why := _prlimit_failed(rules, worktree, res)):
+        raise LimitsError(f"git am did not run: {why}")
     if res.ok:
         return ApplyResult(ok=True, applied=applied, log=res.output,
                            already_applied=already_applied(res.output))
@@ -168,17 +174,56 @@ def am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path) -> ApplyResult
     )
 
 
+SYMLINK_MODE = "120000"
+
+
+def symlinks(worktree: Path, base_commit: str) -> list[str]:
+    """The paths the applied series leaves as symlinks (added, changed, or made
+    from a file), from git's record of their modes: the links are not followed."""
+    res = g.git(worktree, "diff", "--raw", "-z", "--no-renames", base_commit, "HEAD")
+    if not res.ok:
+        raise InfraError(f"git diff of the applied series failed: {res.output.strip()[-300:]}")
+    fields = res.output.split("\0")
+    return [path for meta, path in zip(fields[::2], fields[1::2], strict=False)
+            if meta.startswith(":") and meta.split()[1:2] == [SYMLINK_MODE]]
+
+
 def _limited_am(rules: Rules, worktree: Path, mbox: bytes, log_file: Path,
                 identity: tuple[str, str]) -> proc.ProcResult:
     """``git am`` runs outside the sandbox, on the series' bytes: under the rules'
     address-space, file-size, CPU and open-files limits (``prlimit``), with git's
     pack windows kept small so that the address-space limit leaves it room."""
-    limits = lim.from_rules(rules)
-    prefix = lim.Limits(address_space=limits.address_space, cpu_seconds=limits.cpu_seconds,
-                        file_size=limits.file_size, pids=0, open_files=limits.open_files)
-    binary = lim.prlimit_binary()
-    args = (prefix.prlimit_args(binary, with_nproc=False) if binary else []) + [
+    args = _prlimit_prefix(rules) + [
         "git", "-C", str(worktree), "-c", "core.packedGitWindowSize=32m",
         "-c", "core.packedGitLimit=256m", "am", "-3", "--keep-cr"]
     return proc.run(args, timeout=rules.generate_timeout, env=g.env(*identity), input_bytes=mbox,
                     log_file=log_file)
+
+
+def _prlimit_prefix(rules: Rules) -> list[str]:
+    """``prlimit --as=... --`` with the rules' limits for git am; [] without prlimit."""
+    limits = lim.from_rules(rules)
+    prefix = lim.Limits(address_space=limits.address_space, cpu_seconds=limits.cpu_seconds,
+                        file_size=limits.file_size, pids=0, open_files=limits.open_files)
+    binary = lim.prlimit_binary()
+    return prefix.prlimit_args(binary, with_nproc=False) if binary else []
+
+
+def _prlimit_failed(rules: Rules, worktree: Path, res: proc.ProcResult) -> str:
+    """Why prlimit, not the series, made git am fail; "" when git am ran.
+
+    Called only when git am applied nothing (no "Applying:" line: a line of
+    git's that starts with a path the series chose comes after one). prlimit's
+    own errors start with "prlimit:"; a prlimit that fails without saying so
+    fails again on a probe with the same limits that applies nothing."""
+    prefix = _prlimit_prefix(rules)
+    if not prefix or res.timed_out or res.stopped:
+        return ""
+    first = res.output.lstrip().partition("\n")[0].strip()
+    if first.startswith("prlimit:"):
+        return first
+    probe = proc.run(prefix + ["git", "-C", str(worktree), "rev-parse", "HEAD"], timeout=60)
+    if probe.ok:
+        return ""
+    said = probe.output.strip().splitlines()[-1:] or [f"exit status {probe.returncode}"]
+    return f"prlimit with the same limits fails on git rev-parse: {said[0]}"

@@ -235,6 +235,10 @@ def _execute(state: State, rules: Rules, sandbox: Sandbox, version: dict, run_di
         outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, "does not apply")
                            for k in rules.kernels]
         return outcome
+    if links := apply.symlinks(paths.src, base.commit):
+        # The generator copies regular files and the bot never follows a link with
+        # its own privileges: the link would not be in what is built.
+        return _not_built(rules, outcome, SYMLINKS, f"{SYMLINKS}: {', '.join(links)}")
 
     choice = subset.choose(rules, diffinfo.changes(mbox), full=bool(version.get("force_full")),
                            read_new=functools.partial(git.read_file, paths.src))
@@ -251,12 +255,20 @@ ALREADY_APPLIED = "already applied in the base"
 KERNEL_DIR_MISSING = "kernel dir missing"
 
 
+SYMLINKS = "symlinks in a series are not tested"
+
+
 def _already_applied(rules: Rules, outcome: RunOutcome) -> RunOutcome:
-    outcome.untested = (f"{ALREADY_APPLIED} ({outcome.base_ref} at {outcome.base_commit[:12]} "
-                        "already has every patch of the series: git am changed nothing)")
-    outcome.steps.append(StepResult("generate", SKIPPED, detail=ALREADY_APPLIED))
-    outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, ALREADY_APPLIED)
-                       for k in rules.kernels]
+    return _not_built(rules, outcome, ALREADY_APPLIED,
+                      f"{ALREADY_APPLIED} ({outcome.base_ref} at {outcome.base_commit[:12]} "
+                      "already has every patch of the series: git am changed nothing)")
+
+
+def _not_built(rules: Rules, outcome: RunOutcome, detail: str, reason: str) -> RunOutcome:
+    """NOT TESTED for ``reason``, before anything is generated or built."""
+    outcome.untested = reason
+    outcome.steps.append(StepResult("generate", SKIPPED, detail=detail))
+    outcome.kernels = [matrix.KernelResult(k, matrix.NOT_BUILT, detail) for k in rules.kernels]
     return outcome
 
 
