@@ -204,3 +204,29 @@ def test_a_new_header_recompiles_what_used_one_of_its_name(tree, caplog):
     assert "used a header named like one the series adds (jiffies.h)" in caplog.text
     clean = cold.test(raw)
     assert _answer(outcome) == _answer(clean)
+
+
+def test_a_new_header_a_has_include_probe_missed_in_the_base_is_compiled(tree, caplog):
+    """compat/main.c probes for linux/bp_probe.h with __has_include: in the base
+    it is absent, so no dependency list names it; a series adding it must get
+    main.c compiled again, as a clean build would."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    main_c = tree.tree_path / "compat" / "main.c"
+    main_c.write_text(main_c.read_text() + "\n#if __has_include(<linux/bp_probe.h>)\n"
+                      "#include <linux/bp_probe.h>\n#endif\n")
+    assert git.git(tree.tree_path, "commit", "-qam", "compat: probe bp_probe.h").ok
+    bot, cold = Bot(tree, "warm"), Bot(tree, "cold", build_reuse=False, ccache=False)
+    bot.test(_series(tree, "first", "compat/backport-5.10.c", "\nint bp_first;\n"))
+    assert git.git(tree.tree_path, "checkout", "-q", "-b", "probe", "main").ok
+    header = tree.tree_path / "backport-include" / "linux" / "bp_probe.h"
+    header.write_text("#error probed\n")
+    assert git.git(tree.tree_path, "add", str(header)).ok
+    assert git.git(tree.tree_path, "commit", "-qm", "headers: add bp_probe.h").ok
+    raw = git.git(tree.tree_path, "format-patch", "--stdout", "-1",
+                  "--add-header=Message-ID: <probe@example.org>").output.encode()
+    assert git.git(tree.tree_path, "checkout", "-q", "main").ok
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "incremental, from the base's build tree" in caplog.text
+    assert outcome.verdict == "fail"
+    assert _answer(outcome) == _answer(cold.test(raw))

@@ -122,7 +122,7 @@ def _restorer(rules: Rules, base_commit: str, output: Path, diff: warm.Diff) -> 
     series' changed files get the time of now: newer than any object of the warm
     tree, whenever that was built (a widened base is built after the series'
     generation)."""
-    new_headers = warm.shadowed(diff)
+    new_headers = warm.shadowed(diff, output)
 
     def prepare(kernel: Kernel, build_dir: Path) -> bool:
         found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, kernel))

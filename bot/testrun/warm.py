@@ -178,11 +178,26 @@ def needs_clean(diff: Diff) -> list[str]:
                    for g in BUILD_SYSTEM)]
 
 
-def shadowed(diff: Diff) -> set[str]:
+def shadowed(diff: Diff, output: Path | None = None) -> set[str]:
     """Names of the headers the series adds: each may shadow, through the include
     path order, a header of that name that dependency lists name elsewhere (the
-    kernel's linux/mm.h under a new backport-include/linux/mm.h)."""
-    return {os.path.basename(p) for p in diff.added if p.endswith(".h")}
+    kernel's linux/mm.h under a new backport-include/linux/mm.h). With the
+    ``output`` package: also the names of its files that probe for headers with
+    ``__has_include`` (a probe that found nothing in the base left no trace in
+    the dependency lists)."""
+    names = {os.path.basename(p) for p in diff.added if p.endswith(".h")}
+    return names | _probing(output) if names and output is not None else names
+
+
+def _probing(package: Path) -> set[str]:
+    """Names of the package's C files and headers that use ``__has_include``."""
+    found = set()
+    for path in package.rglob("*"):
+        if path.suffix in (".c", ".h") and path.is_file() and not path.is_symlink():
+            with path.open("rb") as f:
+                if b"__has_include" in f.read(coverage.MAX_READ):
+                    found.add(path.name)
+    return found
 
 
 def drop_objects(build_dir: Path, names: set[str]) -> int:
