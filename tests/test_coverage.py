@@ -126,7 +126,13 @@ def _edit_series(rules, name: str, path: str, old: str, new: str) -> bytes:
     target = tree / path
     assert old in target.read_text()
     target.write_text(target.read_text().replace(old, new))
-    assert git.git(tree, "commit", "-qam", f"patches: {name}").ok
+    return commit_and_format(tree, name, f"patches: {name}")
+
+
+def commit_and_format(tree, name: str, subject: str) -> bytes:
+    """Commit the tree's changes on the current branch, back to main, and the
+    commit as a one-patch series (Message-ID <name@example.org>)."""
+    assert git.git(tree, "commit", "-qam", subject).ok
     res = git.git(tree, "format-patch", "--stdout", "-1",
                   f"--add-header=Message-ID: <{name}@example.org>")
     assert git.git(tree, "checkout", "-q", "main").ok

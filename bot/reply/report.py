@@ -221,6 +221,8 @@ def render_run(rules: Rules, target: Target, outcome: RunOutcome) -> str:
         since_previous=outcome.since_previous, table=_table(outcome),
         reasons=_reasons(outcome), coverage=_coverage(outcome),
         widened=outcome.widened,
+        not_widened=[k.kernel.name for k in outcome.kernels
+                     if outcome.widened and k.kernel.name not in outcome.widened_on],
         coverage_generated=any(f.generated for f in outcome.file_coverage or []),
         apply_tail=apply.tail if apply is not None and apply.status == FAILED else [],
         failures=failures, blamed=any(k.verdict == matrix.FAIL for k in outcome.kernels),

@@ -161,18 +161,22 @@ def _renamed_copy(path: str, generated: list[str]) -> str | None:
 
 
 def measure(tree: Path, package: Path, changed: list[str], build_dirs: dict[str, Path],
-            package_changed: list[str] = (), kernels: list[Kernel] = ()
-            ) -> list[FileCoverage] | None:
+            package_changed: list[str] = (), kernels: list[Kernel] = (),
+            known_before: dict[str, set[str]] | None = None,
+            config_dirs: dict[str, Path] | None = None) -> list[FileCoverage] | None:
     """Per changed C source or header, the kernels whose build compiled it;
     None when no build left dependency files (coverage unknown).
     ``package_changed``: package files whose content differs from the base's
     package; those that are not the copy of a changed tree file come after the
-    tree's files (``generated``)."""
+    tree's files (``generated``). ``known_before``: kernels not built again,
+    with what their base build compiled. ``config_dirs``: each kernel's build
+    dir holding its ``.config`` (the reason a file was compiled nowhere)."""
     code = [p for p in changed if is_code(p) and _regular(tree / p)]
     generated = [p for p in package_changed if is_code(p) and _regular(package / p)]
     if not code and not generated:
         return []
     per_kernel = {name: compiled(d, package) for name, d in build_dirs.items()}
+    per_kernel.update(known_before or {})
     known = {name: files for name, files in per_kernel.items() if files is not None}
     if not known:
         log.info("no dependency files in the build dirs: coverage unknown")
@@ -187,8 +191,22 @@ def measure(tree: Path, package: Path, changed: list[str], build_dirs: dict[str,
         if path not in copies:
             built = [name for name, files in known.items() if path in files]
             out.append(FileCoverage(path, path, built, generated=True))
+    makefiles = why_not.Makefiles(package)
     for f in out:
         if not f.compiled:
-            f.reason = why_not.reason(package, f.package_path, build_dirs, kernels) \
+            f.reason = why_not.reason(makefiles, f.package_path, config_dirs or build_dirs,
+                                      kernels) \
                 if f.package_path else "not in the generated package"
     return out
+
+
+def unknown(tree: Path, package: Path, changed: list[str],
+            package_changed: list[str]) -> list[FileCoverage]:
+    """The changed code, each file compiled on no known kernel: the builds left
+    no dependency files to tell."""
+    files = [FileCoverage(p, None) for p in changed if is_code(p) and _regular(tree / p)]
+    files += [FileCoverage(p, p, generated=True) for p in package_changed
+              if is_code(p) and _regular(package / p)]
+    for f in files:
+        f.reason = "the builds left no dependency files: coverage unknown"
+    return files

@@ -22,7 +22,7 @@ from pathlib import Path
 from bot.config.rules import Kernel, Rules
 from bot.sandbox import git
 from bot.sandbox.bwrap import Sandbox
-from bot.testrun import baseline, generate, verbatim, warm
+from bot.testrun import baseline, generate, toolchain, verbatim, warm
 from bot.testrun.build import Prepare
 from bot.testrun.steps import INFRA, SUCCESS, StepResult
 
@@ -40,12 +40,14 @@ def changed_paths(tree: Path, base_commit: str) -> list[str] | None:
 class Plan:
     """How the series' builds start: ``prepare`` restores a kernel's warm tree
     (None: every build from scratch); ``untouched`` kernels need no build at all
-    (nothing they compile changed: their result is the base's). ``diff``: the
+    (nothing they compile changed: their result is the base's), each with the
+    package files its base build compiled (for coverage). ``diff``: the
     package files that differ from the base's package (None: unknown, no warm
     base package); coverage checks that the changed code among them was compiled."""
 
     prepare: Prepare | None = None
-    untouched: set[str] = field(default_factory=set)
+    untouched: dict[str, set[str]] = field(default_factory=dict)
+    untouched_dirs: dict[str, Path] = field(default_factory=dict)  # their warm build dirs
     diff: warm.Diff | None = None
     base_package: Path | None = None  # the base's kept package
 
@@ -76,17 +78,22 @@ def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kern
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
         return Plan(diff=diff, base_package=base_package)
+    if system := warm.shadows_system(diff, toolchain.system_headers()):
+        log.info("the series adds %s, named like the compiler's own header(s): every kernel"
+                 " is built clean", ", ".join(system[:5]))
+        return Plan(diff=diff, base_package=base_package)
     log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
              ", ".join(diff.all[:8]) or "none")
-    untouched = set()
+    untouched, dirs = {}, {}
     for k in kernels:
         found = warm.build_tree(rules, baseline.cache_key(rules, base_commit, k))
         if found is not None and warm.untouched(found[1], diff):
-            untouched.add(k.name)
+            untouched[k.name], dirs[k.name] = set(found[1]["depends"]), found[0]
     if untouched:
         log.info("nothing compiled on %s depends on the changed files: the base's result",
                  ", ".join(sorted(untouched)))
-    return Plan(_restorer(rules, base_commit, output, diff), untouched, diff, base_package)
+    return Plan(_restorer(rules, base_commit, output, diff), untouched, dirs, diff,
+                base_package)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,

@@ -4,6 +4,7 @@ derived from them (what a reply and the state record)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.model import Verdict
 from bot.testrun import coverage, matrix
@@ -35,8 +36,12 @@ class RunOutcome:
     file_coverage: list[coverage.FileCoverage] | None = None
     # Package files that differ from the base's package (None: unknown).
     package_changed: list[str] | None = None
+    # Kernels not built again (nothing they compile changed): what their base compiled.
+    compiled_as_base: dict[str, set[str]] = field(default_factory=dict)
+    config_dirs: dict[str, Path] = field(default_factory=dict)  # and their warm build dirs
     # Kconfig symbols the build config was widened with (bot/testrun/widen.py).
     widened: list[str] = field(default_factory=list)
+    widened_on: list[str] = field(default_factory=list)  # the kernels built widened
 
     def step(self, name: str) -> StepResult | None:
         return next((s for s in self.steps if s.name == name), None)

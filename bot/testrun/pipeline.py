@@ -29,16 +29,15 @@ from bot.state import State, loads, now
 from bot.testrun import (
     apply,
     baseline,
+    builds,
     coverage,
     diskguard,
-    executor,
     incremental,
     matrix,
     subset,
     toolchain,
     widen,
 )
-from bot.testrun.diagnostics import Diagnostic
 from bot.testrun.outcome import RunOutcome
 from bot.testrun.steps import FAILED, INFRA, SKIPPED, SUCCESS, StepResult
 
@@ -334,9 +333,14 @@ def _coverage(rules: Rules, choice: subset.Choice, paths: baseline.WorkPaths,
     if rules.executor != "local" or gen is None or gen.status != SUCCESS:
         return None
     dirs = {k.name: paths.build / k.name for k in rules.kernels
-            if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)}
-    return coverage.measure(paths.src, paths.out, choice.paths, dirs,
-                            outcome.package_changed or [], rules.kernels)
+            if k.name in builds and builds[k.name].status in (SUCCESS, FAILED)
+            and k.name not in outcome.compiled_as_base}
+    files = coverage.measure(paths.src, paths.out, choice.paths, dirs,
+                             outcome.package_changed or [], rules.kernels,
+                             outcome.compiled_as_base, {**dirs, **outcome.config_dirs})
+    # Local builds leave dependency files: none at all is not a pass.
+    return coverage.unknown(paths.src, paths.out, choice.paths,
+                            outcome.package_changed or []) if files is None else files
 
 
 def _generate_and_build(state: State, rules: Rules, sandbox: Sandbox, kernels: list,
@@ -355,29 +359,24 @@ def _generate_and_build(state: State, rules: Rules, sandbox: Sandbox, kernels: l
     if gen.status != SUCCESS:
         return {k.name: StepResult("build", SKIPPED, kernel=k.name,
                                    detail=f"generation {gen.status}") for k in kernels}
-    if wide := widen.widen(state, rules, sandbox, outcome.base_commit, kernels, paths, plan, say):
-        outcome.widened, rules, plan, wide_base = wide
-        base.update(wide_base)  # the kernels are judged against the base built the same way
-    # A kernel on which nothing compiled depends on the change has the base's result.
-    same = {k.name: _as_base(base[k.name]) for k in kernels
-            if k.name in plan.untouched and k.name in base and not base[k.name].broken}
-    kernels = [k for k in kernels if k.name not in same]
-    say(f"build on {len(kernels)} kernel(s), {rules.build_jobs} at a time"
-        + (f"; as the base on {', '.join(same)}" if same else ""))
-    clock = time.monotonic()
-    steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say,
-                               watch=watch, prepare=plan.prepare)
-    outcome.timings["build"] = time.monotonic() - clock
-    return {**same, **{s.kernel: s for s in steps}}
+    groups = [(rules, plan, kernels)]
+    if wide := widen.widen(state, rules, sandbox, outcome.base_commit, kernels, paths, plan,
+                           base, say):
+        outcome.widened, wide_rules, wide_plan, wide_base = wide
+        # judged against the base built the same way; the other kernels as before
+        outcome.widened_on = [k.name for k in kernels if k.name in wide_base]
+        groups = [(wide_rules, wide_plan, [k for k in kernels if k.name in wide_base]),
+                  (rules, plan, [k for k in kernels if k.name not in wide_base])]
+        base.update(wide_base)
+    steps: dict[str, StepResult] = {}
+    for group_rules, group_plan, group in groups:
+        if group:
+            steps.update(builds.build_kernels(group_rules, sandbox, group, group_plan, base,
+                                              paths, logs, say, watch, outcome))
+    return steps
 
 
-UNTOUCHED = "as the base: nothing it compiles changed"
-
-
-def _as_base(base: baseline.BaseResult) -> StepResult:
-    return StepResult("build", SUCCESS, kernel=base.kernel, detail=UNTOUCHED,
-                      diagnostics=[Diagnostic.from_dict(d.to_dict()) for d in base.diagnostics],
-                      log_path=base.log_path)
+UNTOUCHED = builds.UNTOUCHED
 
 
 def _untestable(state: State, version: dict, run_id: int, problem: str) -> None:

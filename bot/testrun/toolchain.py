@@ -8,7 +8,9 @@ worker has its own compiler).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from pathlib import Path
 
 from bot.config.rules import Rules
@@ -44,3 +46,19 @@ def describe(rules: Rules) -> tuple[str, str]:
     """(compiler, upstream version) for a run's reply; '' for what is not known."""
     compiler = compiler_version() if rules.executor == "local" else ""
     return compiler, upstream_version(rules.upstream)
+
+
+@functools.cache
+def system_headers(cc: str = "gcc") -> frozenset[str]:
+    """The headers of the compiler's own include dir (``stdarg.h``,
+    ``ssp/string.h``): gcc's ``-MMD`` leaves them out of dependency files, so a
+    package header that shadows one is seen by no dependency list."""
+    try:
+        res = proc.run([cc, "-print-file-name=include"], timeout=TIMEOUT)
+    except (OSError, proc.ProcError) as exc:
+        log.debug("no compiler include dir: %s", exc)
+        return frozenset()
+    top = res.output.strip() if res.ok else ""
+    if not top or not os.path.isdir(top):
+        return frozenset()
+    return frozenset(str(p.relative_to(top)) for p in Path(top).rglob("*.h"))

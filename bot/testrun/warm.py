@@ -189,6 +189,13 @@ def shadowed(diff: Diff, output: Path | None = None) -> set[str]:
     return names | _probing(output) if names and output is not None else names
 
 
+def shadows_system(diff: Diff, system: frozenset[str]) -> list[str]:
+    """The headers the series adds that may shadow one of the compiler's own
+    (``backport-include/stdarg.h``): no dependency list names those."""
+    return [p for p in diff.added if p.endswith(".h") and
+            any(p == name or p.endswith("/" + name) for name in system)]
+
+
 def _probing(package: Path) -> set[str]:
     """Names of the package's C files and headers that use ``__has_include``."""
     found = set()

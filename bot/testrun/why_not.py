@@ -24,55 +24,65 @@ _MAKEFILES = ("Makefile", "Kbuild")
 MAX_READ = 4 * 1024 * 1024
 
 
-def read_file(path: Path) -> str | None:
+def read_file(path: Path, root: Path | None = None) -> str | None:
+    """A regular file's text, never through a symlink (with ``root``: no
+    symlink anywhere below it on the way), within the size cap."""
     try:
         if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_READ:
+            return None
+        if root is not None and not os.path.realpath(path).startswith(
+                os.path.realpath(root) + os.sep):
             return None
         return path.read_text(errors="replace")
     except OSError:
         return None
 
 
-def _rules(makefile_dir: Path) -> list[tuple[str, list[str]]]:
-    """``(left side, right-hand words)`` of each ``x += a b`` / ``x := ...`` line."""
-    out = []
-    for name in _MAKEFILES:
-        text = read_file(makefile_dir / name)
-        if text is None:
-            continue
-        for line in text.replace("\\\n", " ").splitlines():
-            m = re.match(r"\s*([\w$().-]+)\s*[:+]?=\s*(.*)", line)
-            if m:
-                out.append((m.group(1), m.group(2).split()))
-    return out
+class Makefiles:
+    """The kbuild Makefiles of one package, each read and indexed once (a
+    series' package may hold thousands of files and long Makefiles)."""
 
+    def __init__(self, package: Path):
+        self.package = package
+        self._index: dict[str, dict[str, list[str]]] = {}
 
-def _symbols_for(package: Path, rel_dir: str, target: str, depth: int = 0) -> list[str] | None:
-    """The Kconfig symbols that must be set for ``target`` (an object or a
-    ``dir/``) of ``rel_dir`` to be built; None when no Makefile names it."""
-    if depth > 8:
+    def rules_naming(self, rel_dir: str, target: str) -> list[str]:
+        """The left sides of the ``x += a b`` / ``x := ...`` lines of ``rel_dir``'s
+        Makefile (or Kbuild) whose right side names ``target``."""
+        if rel_dir not in self._index:
+            index: dict[str, list[str]] = {}
+            for name in _MAKEFILES:
+                text = read_file(self.package / rel_dir / name, self.package)
+                for line in (text or "").replace("\\\n", " ").splitlines():
+                    m = re.match(r"\s*([\w$().-]+)\s*[:+]?=\s*(.*)", line)
+                    for word in m.group(2).split() if m else ():
+                        index.setdefault(word, []).append(m.group(1))
+            self._index[rel_dir] = index
+        return self._index[rel_dir].get(target, [])
+
+    def symbols_for(self, rel_dir: str, target: str, depth: int = 0) -> list[str] | None:
+        """The Kconfig symbols that must be set for ``target`` (an object or a
+        ``dir/``) of ``rel_dir`` to be built; None when no Makefile names it."""
+        if depth > 8:
+            return None
+        for left in self.rules_naming(rel_dir, target):
+            symbols = _SYMBOL.findall(left)
+            if left.startswith("obj-"):
+                if symbols:
+                    return symbols
+                # obj-y: built when its dir is
+                return self._dir_symbols(rel_dir, depth) or []
+            composite = re.match(r"([\w-]+?)-(?:y|objs|\$\(\w+\))$", left)
+            if composite:
+                above = self.symbols_for(rel_dir, composite.group(1) + ".o", depth + 1)
+                return None if above is None else symbols + above
         return None
-    for left, words in _rules(package / rel_dir):
-        if target not in words:
-            continue
-        symbols = _SYMBOL.findall(left)
-        if left.startswith("obj-"):
-            if symbols:
-                return symbols
-            # obj-y: built when its dir is
-            return _dir_symbols(package, rel_dir, depth) or []
-        composite = re.match(r"([\w-]+?)-(?:y|objs|\$\(\w+\))$", left)
-        if composite:
-            above = _symbols_for(package, rel_dir, composite.group(1) + ".o", depth + 1)
-            return None if above is None else symbols + above
-    return None
 
-
-def _dir_symbols(package: Path, rel_dir: str, depth: int) -> list[str] | None:
-    parent, name = os.path.split(rel_dir.rstrip("/"))
-    if not name:
-        return None
-    return _symbols_for(package, parent, name + "/", depth + 1)
+    def _dir_symbols(self, rel_dir: str, depth: int) -> list[str] | None:
+        parent, name = os.path.split(rel_dir.rstrip("/"))
+        if not name:
+            return None
+        return self.symbols_for(parent, name + "/", depth + 1)
 
 
 def config_values(build_dirs: dict[str, Path]) -> dict[str, set[str]]:
@@ -100,20 +110,23 @@ def _dependencies(package: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def symbols(package: Path, path: str) -> list[str] | None:
+def symbols(package: Path | Makefiles, path: str) -> list[str] | None:
     """The Kconfig symbols that build the C file ``path`` of the package; None
     when no Makefile names its object."""
+    makefiles = package if isinstance(package, Makefiles) else Makefiles(package)
     rel_dir, name = os.path.split(path)
-    return _symbols_for(package, rel_dir, name[:-2] + ".o")
+    return makefiles.symbols_for(rel_dir, name[:-2] + ".o")
 
 
-def reason(package: Path, path: str, build_dirs: dict[str, Path],
+def reason(package: Path | Makefiles, path: str, build_dirs: dict[str, Path],
            kernels: list[Kernel]) -> str:
     """Why ``path`` (a package file) was compiled on no kernel; "" if unknown."""
     if path.endswith(".h"):
         return "no compiled object includes it"
+    makefiles = package if isinstance(package, Makefiles) else Makefiles(package)
+    package = makefiles.package
     rel_dir, name = os.path.split(path)
-    needs_set = symbols(package, path)
+    needs_set = symbols(makefiles, path)
     if needs_set is None:
         return "" if not (package / rel_dir / "Makefile").is_file() else \
             f"no rule of {rel_dir or '.'}/Makefile builds {name[:-2]}.o"

@@ -40,7 +40,7 @@ def _kconfig_depends(package: Path) -> dict[str, set[str]]:
     name (not negated)."""
     out: dict[str, set[str]] = {}
     for path in sorted(package.rglob("Kconfig*")):
-        text = why_not.read_file(path)
+        text = why_not.read_file(path, package)
         if text is None:
             continue
         current = None
@@ -59,9 +59,10 @@ def needed(package: Path, paths: list[str]) -> list[str]:
     """The Kconfig symbols (with their prefix, e.g. CPTCFG_) that build the C
     files ``paths`` of the package, and the package symbols they depend on."""
     wanted: list[str] = []
+    makefiles = why_not.Makefiles(package)
     for path in paths:
         if path.endswith(".c"):
-            for sym in why_not.symbols(package, path) or []:
+            for sym in why_not.symbols(makefiles, path) or []:
                 if sym not in wanted:
                     wanted.append(sym)
     if not wanted:
@@ -121,11 +122,15 @@ def widened(rules: Rules, symbols: list[str]) -> Rules:
 
 def widen(state: State, rules: Rules, sandbox: Sandbox, base_commit: str,
           kernels: list[Kernel], paths: baseline.WorkPaths, plan: incremental.Plan,
-          say: Callable[[str], None]
+          base: dict[str, baseline.BaseResult], say: Callable[[str], None]
           ) -> tuple[list[str], Rules, incremental.Plan, dict[str, baseline.BaseResult]] | None:
     """When the series' changed code needs symbols the base's config does not set:
     the symbols, the widened rules, the plan of the series' builds under them
-    and the base's results built with them; None when nothing is widened."""
+    and the base's results built with them, for the kernels to build widened:
+    those where the widened base builds as well as the base (``base``) does.
+    A widened config that breaks the base somewhere would hide the series' own
+    errors there behind "base already fails": those kernels are built as before.
+    None when nothing is widened."""
     if plan.diff is None or plan.base_package is None:
         return None
     symbols = plan_symbols(rules, base_commit, paths.out, plan.diff.changed + plan.diff.added,
@@ -134,10 +139,17 @@ def widen(state: State, rules: Rules, sandbox: Sandbox, base_commit: str,
         return None
     wide = widened(rules, symbols)
     say(f"build config widened with {', '.join(symbols)}: the series changes code they build")
-    log.info("widen: %s", " ".join(symbols))
-    base = baseline.ensure_built(state, wide, sandbox, base_commit, kernels, plan.base_package,
-                                 paths, say)
+    wide_base = baseline.ensure_built(state, wide, sandbox, base_commit, kernels,
+                                      plan.base_package, paths, say)
+    keep = {name: r for name, r in wide_base.items()
+            if not r.broken or name not in base or base[name].broken}
+    if broken := sorted(set(wide_base) - set(keep)):
+        log.warning("widen: the base does not build with %s on %s: not widened there",
+                    " ".join(symbols), ", ".join(broken))
+    if not keep:
+        return None
+    log.info("widen: %s on %s", " ".join(symbols), ", ".join(keep))
     if not wide.build_reuse:
-        return symbols, wide, incremental.Plan(diff=plan.diff), base
+        return symbols, wide, incremental.Plan(diff=plan.diff), keep
     return symbols, wide, incremental.plan_builds(wide, base_commit, paths.out, kernels,
-                                                  plan.diff, plan.base_package), base
+                                                  plan.diff, plan.base_package), keep
