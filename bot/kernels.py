@@ -19,7 +19,6 @@ import shutil
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +73,11 @@ def fetch(source: str, into: Path) -> Path:
     name = Path(urllib.parse.unquote(urllib.parse.urlparse(source).path)).name or "package.deb"
     target = into / name
     log.info("downloading %s", source)
+    # Here, not at module level: the CLI's parser imports this module on every
+    # command, and only a download needs urllib.request (http, ssl, email).
+    from urllib.request import urlopen
     try:
-        with urllib.request.urlopen(source, timeout=DOWNLOAD_TIMEOUT) as resp, \
+        with urlopen(source, timeout=DOWNLOAD_TIMEOUT) as resp, \
                 open(target, "wb") as out:
             total = 0
             while chunk := resp.read(1 << 20):

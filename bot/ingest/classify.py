@@ -15,8 +15,6 @@ import email.utils
 import re
 from dataclasses import dataclass, field
 
-from b4 import LoreSubject
-
 from bot.ingest import mail, patchmail
 from bot.ingest.lists import ListRule
 from bot.ingest.silence import bounce_reason
@@ -167,6 +165,9 @@ def _never_answered(msg, from_addr: str, subject: str, bot: str,
 
 def _by_content(out, msg, base: dict, body: str, body_note: str, bot: str) -> Classified:
     """What a readable mail from a person is, by its subject and body."""
+    # b4 (with requests, dkim and dnspython behind it) is imported here, not at
+    # module level: reading mail that holds no patch should not pay for it.
+    from b4 import LoreSubject
     lsub = LoreSubject(patchmail.canonical_subject(base["subject"]))
     has_diff = patchmail.has_diff(body)
     if not lsub.reply and patchmail.is_pull_request(base["subject"], body):

@@ -12,14 +12,16 @@ import logging
 import mailbox
 import re
 from pathlib import Path
-
-from imapclient import IMAPClient
+from typing import TYPE_CHECKING
 
 from bot.config.rules import Rules
 from bot.errors import InfraError
 from bot.ingest import spool, tags
 from bot.ingest.lists import ListRule
 from bot.state import State
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = logging.getLogger(__name__)
 MISSING_TRIES = 3  # polls before a UID listed without its body is given up
@@ -125,6 +127,9 @@ class ImapSource:
             password = Path(src.password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise SourceError(f"cannot read IMAP password file {src.password_file}: {exc}") from exc
+        # Here, not at module level: `bpbot check` reads mbox files from this
+        # module and has no use for the IMAP client (nor its import time).
+        from imapclient import IMAPClient
         client = IMAPClient(src.host, port=src.port, ssl=src.ssl, timeout=60)
         client.login(src.user, password)
         info = client.select_folder(src.folder, readonly=True)

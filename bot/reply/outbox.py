@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from email.message import EmailMessage
 
-import aiosmtplib
 import sqlite_utils
 
 from bot.config.rules import Rules
@@ -45,6 +44,9 @@ def pending(state: State, at: float | None = None) -> list[dict]:
 
 async def send_pending(state: State, rules: Rules) -> int:
     """Send what is due; returns how many went out."""
+    # Here, not at module level: queueing a reply (all `bpbot check` does) needs
+    # neither aiosmtplib nor the asyncio it brings.
+    import aiosmtplib
     settle_interrupted(state, rules)
     sent = 0
     for row in pending(state):
@@ -82,6 +84,7 @@ MAX_ATTEMPTS = 30  # with BACKOFF: about a day of retries
 
 
 def _permanent(exc: Exception) -> bool:
+    import aiosmtplib  # loaded by send_pending, whose errors these are
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(getattr(r, "code", 0) >= 500 for r in exc.recipients)
     code = getattr(exc, "code", 0)
@@ -136,6 +139,7 @@ async def _send(rules: Rules, row: dict, on_accepted: Callable[[], None]) -> Non
     window in which a crash leaves the bot unsure is one SQLite commit, and
     ``settle_interrupted`` resolves it from the list's copy of the reply.
     """
+    import aiosmtplib  # loaded by send_pending, this function's caller
     smtp = rules.smtp
     password = None
     if smtp.user and smtp.password_file is not None:

@@ -10,9 +10,8 @@ one not yet tested.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from bot import store
 from bot.config.rules import Rules
@@ -21,6 +20,9 @@ from bot.model import VersionState
 from bot.series import assembly as series
 from bot.series import threads
 from bot.state import State, dumps, loads, now
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 KINDS_SQL = ",".join(f"'{k}'" for k in cls.SERIES_KINDS)
@@ -96,6 +98,9 @@ def _pool(rules: Rules) -> ProcessPoolExecutor | None:
     cpus = os.cpu_count() or 1
     if cpus < 2:
         return None
+    # Here, not at module level: only a backlog of POOL_MIN_THREADS needs them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
     return ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=series.configure_b4,
                                initargs=(rules.bot_name, rules.bot_address))
