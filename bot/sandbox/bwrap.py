@@ -217,18 +217,17 @@ def _python_dirs() -> list[str]:
     return dirs
 
 
-_SUPPORT: dict[str, bool] = {}
+_HELP: list[str] = []  # bwrap --help, read once: every flag is looked up in it
 
 
 def _bwrap_supports(flag: str) -> bool:
-    if flag not in _SUPPORT:
+    if not _HELP:
         from bot.sandbox import proc
         try:
-            res = proc.run(["bwrap", "--help"], timeout=10)
-            _SUPPORT[flag] = flag in res.output
+            _HELP.append(proc.run(["bwrap", "--help"], timeout=10).output)
         except proc.ProcError:
-            _SUPPORT[flag] = False
-    return _SUPPORT[flag]
+            _HELP.append("")
+    return flag in _HELP[0]
 
 
 def for_rules(rules) -> Sandbox:
