@@ -5,7 +5,9 @@ kernels (or none): a guard true on exactly one kernel, written in the forms
 the old kernel subset read (LINUX_VERSION_IS_LESS/_IN_RANGE/_GEQ) and in
 those it did not (hex LINUX_VERSION_CODE, LINUX_VERSION_MAJOR/_PATCHLEVEL);
 clean changes; devel/-only changes; series on a base that already fails on
-6.1; build-system changes (the package Makefile), which are built clean.
+6.1; build-system changes (the package Makefile), which are built clean;
+series that change only an inner patch (patches/.../minidrv.patch): the
+broken code reaches the package through the generator, not as a tree file.
 Tests each twice: as the bot does (warm base trees, the verbatim shortcut,
 ccache) and cold (the generator always run, every build from an empty dir,
 no ccache, the base's results shared), compares the two (verdict per
@@ -78,6 +80,7 @@ def only(kernel: str, form: str) -> str:
     return f"LINUX_VERSION_MAJOR == {major} && LINUX_VERSION_PATCHLEVEL == {minor}"
 
 
+INNER_PATCH = "patches/0001-ndo-tx-timeout/minidrv.patch"
 SAFE_GUARDS = ["LINUX_VERSION_IS_LESS(4,14,0)", "LINUX_VERSION_IS_GEQ(5,4,0)",
                "LINUX_VERSION_IN_RANGE(4,4,0, 5,15,0)", "LINUX_VERSION_CODE < 0x060200"]
 
@@ -90,6 +93,7 @@ class Case:
     breaks: set[str]       # kernels the series is designed to break
     tag: str = ""          # subject tag: "[PATCH broken]" -> the broken base branch
     needs_build: bool = True
+    replace: list[tuple[str, str]] | None = None  # instead of appending: (old, new), once each
 
     @property
     def kind(self) -> str:
@@ -102,7 +106,8 @@ class Case:
 def corpus(n: int, seed: int) -> list[Case]:
     rnd = random.Random(seed)
     cases: list[Case] = []
-    kinds = ["macro", "hex", "clean", "major", "devel", "base-fails", "build-system"]
+    kinds = ["macro", "hex", "clean", "major", "devel", "base-fails", "build-system",
+             "inner-patch"]
     for i in range(n):
         kind = kinds[i % len(kinds)]
         sym = f"bpbench_{i}"
@@ -118,6 +123,14 @@ def corpus(n: int, seed: int) -> list[Case]:
             cases.append(Case(f"s{i:03d}-clean", path,
                               f"\n#if {guard}\nstatic inline int {sym}(void) {{ return {i}; }}\n"
                               "#endif\n", set()))
+        elif kind == "inner-patch":
+            k = rnd.choice(KERNELS + ["none"])
+            body = (f"+#if {only(k, 'macro')}\n+int {sym} = undefined_{i};\n+#endif\n"
+                    if k != "none" else f"+static int {sym} __attribute__((unused));\n+\n+\n")
+            name = f"s{i:03d}-inner-patch-" + (f"breaks-{k}" if k != "none" else "clean")
+            # three lines more in the patch's hunk, at file scope after its first #endif
+            cases.append(Case(name, INNER_PATCH, "", {k} if k != "none" else set(), replace=[
+                ("@@ -58,10 +58,21 @@", "@@ -58,10 +58,24 @@"), ("+#endif\n", "+#endif\n" + body)]))
         elif kind == "build-system":
             cases.append(Case(f"s{i:03d}-build-system", "Makefile.package",
                               f"\n# build note {i}\n", set()))
@@ -153,7 +166,11 @@ def mail_for(rules, case: Case) -> bytes:
     base = "broken-6.1" if case.tag else "main"
     git.git(tree, "checkout", "-q", "-b", case.name, base)
     target = tree / case.path
-    target.write_text(target.read_text() + case.text)
+    text = target.read_text() + case.text
+    for old, new in case.replace or []:
+        assert old in text, (case.name, old)
+        text = text.replace(old, new, 1)
+    target.write_text(text)
     git.git(tree, "commit", "-qam", f"compat: {case.name}")
     prefix = f"--subject-prefix=PATCH {case.tag}" if case.tag else "--subject-prefix=PATCH"
     res = git.git(tree, "format-patch", "--stdout", "-1", prefix,
