@@ -205,7 +205,10 @@ def answer(outcome) -> tuple:
                     for k in outcome.kernels)
     new = tuple(sorted((s.kernel, d.file, d.line, d.severity, d.text) for s in outcome.steps
                        if s.name == "build" for d in s.diagnostics if d.new))
-    files = tuple((f.path, tuple(sorted(f.kernels))) for f in outcome.file_coverage or [])
+    # The cold runs share the base's results, not its package: they have no
+    # package to compare with, so only the tree files' coverage is compared.
+    files = tuple((f.path, tuple(sorted(f.kernels))) for f in outcome.file_coverage or []
+                  if not f.generated)
     return outcome.verdict, kernels, new, files
 
 
