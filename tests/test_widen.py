@@ -100,3 +100,34 @@ def test_the_widen_command_is_inserted_before_the_last_build_command(tmp_path):
 def test_a_widen_command_without_symbols_is_refused(bad, problem):
     with pytest.raises(ValueError, match=problem):
         fields._widen(bad)
+
+
+def test_the_shipped_real_tree_widen_command_appends_each_missing_symbol(tmp_path):
+    """rules/backports.toml's [build] widen, run as a build runs it ({symbols}
+    expanded), with a make that only records its arguments."""
+    import os
+    import subprocess
+    import tomllib
+
+    from bot.config.rules import RULES_DIR, expand
+    command = tomllib.loads((RULES_DIR / "backports.toml").read_text())["build"]["widen"]
+    build, kernel, bin_dir = tmp_path / "build", tmp_path / "kernel", tmp_path / "bin"
+    for d in (build, kernel, bin_dir):
+        d.mkdir()
+    (build / ".config").write_text("CPTCFG_CFG80211=m\n# CPTCFG_P54_COMMON is not set\n")
+    (bin_dir / "make").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/make.args\n')
+    (bin_dir / "make").chmod(0o755)
+    rules, _state = _configured(tmp_path, command)
+    args = expand(widen.widened(rules, ["CPTCFG_P54_SPI", "CPTCFG_CFG80211",
+                                        "CPTCFG_P54_COMMON"]).build_commands[-2],
+                  dict(build_dir=build, kernel_path=kernel))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(args, env=env, check=True, timeout=60)
+    assert (build / ".config").read_text().splitlines()[2:] == [
+        "CPTCFG_P54_SPI=m", "CPTCFG_P54_COMMON=m"]
+    assert (tmp_path / "make.args").read_text().split() == [
+        "-C", str(build), f"KLIB={kernel}", f"KLIB_BUILD={kernel}", "olddefconfig"]
+    # all set already: nothing appended, no make
+    (tmp_path / "make.args").unlink()
+    subprocess.run(args, env=env, check=True, timeout=60)
+    assert not (tmp_path / "make.args").exists()
