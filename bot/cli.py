@@ -117,18 +117,32 @@ def _dispatch(args: argparse.Namespace) -> int:
             return EXIT_STATE
         return EXIT_OK
     if args.command == "web":  # read-only: never creates nor migrates the database
-        from bot.status import ReadOnlyState
+        from bot import status
         from bot.web import page as web
+        state = status.ReadOnlyState(database)
+        try:  # a state that is there but unreadable stops the page at once, named
+            state.verify()
+        except status.NoDatabase:
+            pass  # the page says "no state yet"
+        except status.StateUnreadable as exc:
+            print(f"bpbot: cannot read the state: {exc}", file=sys.stderr)
+            return EXIT_STATE
         host, port = rules.web_listen or ("127.0.0.1", 8080)
-        web.serve(rules, ReadOnlyState(database), args.host or host,
-                  port if args.port is None else args.port)
+        web.serve(rules, state, args.host or host, port if args.port is None else args.port)
         return EXIT_OK
     # The lock before the database is opened (and migrated): a second, newer
     # `serve` must not migrate the state under a running daemon.
     if args.command == "serve" and not _only_daemon(rules.state_dir):
         return EXIT_USAGE
+    import sqlite3
+
     from bot.state import State
-    return _serve(rules, State(database))
+    try:
+        state = State(database)  # opened and migrated: a broken file stops here, named
+    except sqlite3.DatabaseError as exc:
+        print(f"bpbot: cannot open the state: {database}: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    return _serve(rules, state)
 
 
 def _serve(rules: config.Rules, state) -> int:

@@ -141,3 +141,22 @@ def test_a_database_bpbot_cannot_read_is_one_clear_error(rules_file, tmp_path, c
     assert _status(rules_file) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and expect in err, err
+
+
+def test_the_page_refuses_a_garbage_database_at_start(rules_file, tmp_path, capsys):
+    """`bpbot web` on a state it cannot read: one line, exit 2, no server."""
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "bpbot.sqlite").write_bytes(b"garbage, not a database\n" * 100)
+    assert cli.main(["web", "--config", str(rules_file), "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert str(tmp_path / "state" / "bpbot.sqlite") in err
+
+
+def test_serve_refuses_a_garbage_database_with_one_line(rules_file, tmp_path, capsys):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "bpbot.sqlite").write_bytes(b"garbage, not a database\n" * 100)
+    assert cli.main(["serve", "--config", str(rules_file)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert f"cannot open the state: {tmp_path / 'state' / 'bpbot.sqlite'}" in err
