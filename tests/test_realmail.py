@@ -55,3 +55,34 @@ def test_real_mail_of_other_projects(tmp_path: Path, capsys):
     assert realmail.main(["--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "CRASH" not in text and "DROPPED" not in text and "QUARANTINE-NO-REASON" not in text
+
+
+NUL_CHARSET = (b"From: Jane Doe <jane@example.org>\n"
+               b"Subject: [PATCH 1/2] compat: add helper\n"
+               b"Message-ID: <nul-charset@example.org>\n"
+               b"Date: Mon, 2 Mar 2026 09:00:00 +0000\n"
+               b"Content-Type: text/plain; charset=\"u\x00\x00d\"\n\n"
+               b"Signed-off-by: Jane Doe <jane@example.org>\n---\n"
+               b"diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n")
+
+
+def test_a_charset_name_holding_a_nul_is_an_unknown_charset():
+    """Python raises ValueError, not LookupError, for such a name: the patch was
+    quarantined as a "parser error" and b4 could not read it either."""
+    c = classify.classify(NUL_CHARSET, BOT)
+    assert (c.kind, c.reason) == (classify.PATCH, "[PATCH] subject with a diff")
+    assert any("unknown charset" in n for n in c.notes)
+    from bot.series import assembly
+    assembly.configure_b4("bpbot", BOT)
+    [v] = assembly.assemble_thread([NUL_CHARSET], "nul-charset@example.org")
+    assert (v.revision, v.present, v.expected, v.problem) == (1, [1], 2, "")
+
+
+def test_a_thread_whose_only_patch_b4_cannot_read_is_answered_not_dropped():
+    from bot.series import assembly
+    assembly.configure_b4("bpbot", BOT)
+    bad_date = _mail(1).replace(b"Mon, 2 Mar 2026", b"Mon, 32 Mar 2026")
+    [v] = assembly.assemble_thread([bad_date], "ws-1@example.org")
+    assert v.problem.startswith("b4 cannot read the message <ws-1@example.org>")
+    assert (v.revision, v.present, v.expected, v.author_addr) == (1, [1], 2, "jane@example.org")
+    assert v.msgids == ["ws-1@example.org"] and not v.complete
