@@ -5,6 +5,7 @@ Nothing here raises on bad input; problems come back as values.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.errors
 import email.header
@@ -182,14 +183,26 @@ def _decode(part: Message) -> tuple[str, str]:
     charset = part.get_content_charset() or "utf-8"
     note = ""
     try:
+        if not known_charset(charset):
+            raise LookupError(charset)
         text = payload.decode(charset)
     except LookupError:
         text, note = payload.decode("latin-1"), f"unknown charset {charset!r}, read as latin-1"
     except UnicodeDecodeError:
         text, note = payload.decode(charset, "replace"), f"invalid {charset} bytes replaced"
     if "\x00" in text:
-        text, note = text.replace("\x00", ""), "NUL bytes removed"
+        text, note = text.replace("\x00", ""), "; ".join(n for n in (note, "NUL bytes removed") if n)
     return text.replace("\r\n", "\n"), note
+
+
+def known_charset(charset: str) -> bool:
+    """Whether Python has a codec for this MIME charset. An unknown name raises
+    LookupError, but a name holding a NUL raises ValueError: both are unknown."""
+    try:
+        codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return False
+    return True
 
 
 def _text_parts(msg: Message) -> tuple[list[Message], bool]:

@@ -19,7 +19,8 @@ def body_text(msg) -> tuple[str, str]:
     for part in msg.walk():
         if part.get_content_type() == "text/html" and not part.is_multipart():
             payload = part.get_payload(decode=True) or b""
-            html = payload.decode(part.get_content_charset() or "utf-8", "replace")
+            charset = part.get_content_charset() or "utf-8"
+            html = payload.decode(charset if mail.known_charset(charset) else "latin-1", "replace")
             return html_text(html), "HTML only: read as text"
     return "", note
 

@@ -70,12 +70,12 @@ _MBOXRD = re.compile(rb"^>(>*From )", re.M)
 
 
 def read_mbox(data: bytes) -> list[bytes]:
-    """Mails of an mbox, split as git mailsplit does: blank lines before the
+    """Mails of an mbox, split as git mailsplit does: blank or whitespace lines before the
     first "From " line are skipped; only "From " lines that look like mbox
     separators split; mboxrd's ">From " escaping is undone when the file says
     it is mboxrd (b4 and public-inbox write "From mboxrd@z"); a file starting
     with a header line (no separator at all) is one mail."""
-    data = data.lstrip(b"\r\n")
+    data = data.lstrip(b" \t\r\n\v\f")  # git mailsplit skips leading isspace()
     if not data:
         return []
     if not data.startswith(b"From ") or not _FROM_LINE.match(data.split(b"\n", 1)[0]):

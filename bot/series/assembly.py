@@ -137,7 +137,24 @@ def assemble_thread(raws: list[bytes | tuple[str, bytes]], thread_root: str,
             if broken and not version.problem:
                 version.problem = "; ".join(broken)
             versions.append(version)
+    if broken and not versions and only_revision in (None, 1):
+        # No patch of the thread could be read: answered as untestable, not dropped.
+        versions.append(_unreadable(msgs, broken, thread_root))
     return versions
+
+
+def _unreadable(msgs: list, broken: list[str], thread_root: str) -> Version:
+    """A version for a thread whose patches b4 cannot read at all, named by the first."""
+    first = next((m for m in msgs if f"<{mail.normalise_msgid(mail.header(m, 'Message-ID'))}>"
+                  in broken[0]), msgs[0])
+    subject = mail.header(first, "Subject")
+    name, addr = mail.address(first, "From")
+    n = patchmail.numbering(subject)
+    msgid = mail.normalise_msgid(mail.header(first, "Message-ID"))
+    return Version(key=f"{addr}|{' '.join(_bare(subject).lower().split())}", revision=n.revision,
+                   subject=subject, author_name=name, author_addr=addr, expected=n.expected,
+                   present=[n.counter], complete=False, has_cover=False, reply_to=msgid,
+                   thread_root=thread_root, msgids=[msgid], problem="; ".join(broken))
 
 
 def assembly_notes(raws: list[bytes | tuple[str, bytes]], revision: int) -> list[str]:
@@ -185,6 +202,11 @@ def _readable_parts(msg) -> None:
             if part.is_multipart():
                 continue
             ctype = part.get_content_type()
+            if part.get_param("charset") is not None and \
+                    not mail.known_charset(part.get_content_charset() or "utf-8"):
+                # What b4 does with a charset Python does not know (utf-8), also
+                # for a name b4 would raise on (one holding a NUL: ValueError).
+                part.set_param("charset", "utf-8")
             if ctype in _ATTACHED_PATCH and (ctype.startswith("text/") or str(
                     part.get_filename() or "").endswith((".patch", ".diff"))):
                 part.set_type("text/x-patch")
