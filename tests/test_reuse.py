@@ -122,7 +122,7 @@ def test_a_build_system_change_builds_every_kernel_clean(tree, caplog):
     bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
     caplog.clear()
     outcome = bot.test(_series(tree, "makefile", "Makefile.package", "\n# a comment\n"))
-    assert "changes the build system (Makefile)" in caplog.text
+    assert "changes the build system (Makefile, Makefile.package)" in caplog.text
     assert "incremental, from the base's build tree" not in caplog.text
     assert "copies verbatim" not in caplog.text  # the generator ran
     assert outcome.verdict == "pass" and UNTOUCHED_NOWHERE(outcome)

@@ -52,7 +52,7 @@ def is_code(path: str) -> bool:
     return path.endswith(CODE_SUFFIXES)
 
 
-def _relative(path: str, roots: tuple[Path, ...]) -> str | None:
+def relative(path: str, roots: tuple[Path, ...]) -> str | None:
     """A dependency path relative to the package (None for the kernel's own headers)."""
     if not os.path.isabs(path):
         return os.path.normpath(path)
@@ -130,7 +130,7 @@ def compiled(build_dir: Path, package: Path) -> set[str] | None:
             # generated headers; the module's files are absolute.
             deps = [d for d in deps if os.path.isabs(d)]
         seen = True
-        found.update(p for p in (_relative(d, roots) for d in deps) if p)
+        found.update(p for p in (relative(d, roots) for d in deps) if p)
     return found if seen else None
 
 

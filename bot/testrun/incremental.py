@@ -67,14 +67,18 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     diff = warm.align(pkg.path, paths.out)
     if not rules.build_reuse:
         return gen, Plan(diff=diff, base_package=pkg.path)
-    return gen, plan_builds(rules, base_commit, paths.out, kernels, diff, pkg.path)
+    return gen, plan_builds(rules, base_commit, paths.out, kernels, diff, pkg.path,
+                            changed_paths(paths.src, base_commit) or [])
 
 
 def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
-                diff: warm.Diff, base_package: Path) -> Plan:
+                diff: warm.Diff, base_package: Path, tree_changed: list[str]) -> Plan:
     """How each kernel's series build starts, from the base's warm trees under
-    these rules' build commands."""
-    if build_system := warm.needs_clean(diff):
+    these rules' build commands. A build-system file changed in the package or
+    in the tree (the generator itself, gentree.py: what it writes, e.g. the
+    package's ``versions`` that its Makefile reads, is in no dependency list)
+    builds every kernel clean."""
+    if build_system := warm.needs_clean(diff) + warm.needs_clean(warm.Diff(tree_changed)):
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
         return Plan(diff=diff, base_package=base_package)
@@ -138,6 +142,9 @@ def _restorer(rules: Rules, base_commit: str, output: Path, diff: warm.Diff) -> 
         warm.restore(*found, build_dir, output)
         for path in diff.changed + diff.added:
             os.utime(output / path)
+        if gone := warm.drop_removed(build_dir, output, diff.removed):
+            log.info("build %s: %d object(s) of files the series removes dropped",
+                     kernel.name, gone)
         if dropped := warm.drop_objects(build_dir, new_headers):
             log.info("build %s: %d object(s) used a header named like one the series adds"
                      " (%s): compiled again", kernel.name, dropped, ", ".join(sorted(new_headers)))

@@ -220,6 +220,22 @@ def drop_objects(build_dir: Path, names: set[str]) -> int:
     return dropped
 
 
+def drop_removed(build_dir: Path, output: Path, removed: list[str]) -> int:
+    """Remove each object (and its dependency file) that was compiled from, or
+    depends on, a package file the series removed: make no longer builds it,
+    and its stale dependency file would count as coverage; how many."""
+    gone = set(removed)
+    roots = (output.resolve(), output)
+    dropped = 0
+    for dep in list(build_dir.rglob("*")) if gone else []:
+        deps = coverage.dependencies(dep)
+        if deps and any(coverage.relative(d, roots) in gone for d in deps):
+            coverage.object_of(dep).unlink(missing_ok=True)
+            dep.unlink()
+            dropped += 1
+    return dropped
+
+
 def restore(snapshot: Path, meta: dict, build_dir: Path, output: Path) -> None:
     """A copy of a warm build dir at ``build_dir`` (mtimes kept), its dependency
     files pointed at ``build_dir`` and ``output`` when the base was built elsewhere."""

@@ -151,5 +151,6 @@ def widen(state: State, rules: Rules, sandbox: Sandbox, base_commit: str,
     log.info("widen: %s on %s", " ".join(symbols), ", ".join(keep))
     if not wide.build_reuse:
         return symbols, wide, incremental.Plan(diff=plan.diff), keep
-    return symbols, wide, incremental.plan_builds(wide, base_commit, paths.out, kernels,
-                                                  plan.diff, plan.base_package), keep
+    return symbols, wide, incremental.plan_builds(
+        wide, base_commit, paths.out, kernels, plan.diff, plan.base_package,
+        incremental.changed_paths(paths.src, base_commit) or []), keep
