@@ -9,6 +9,11 @@ commit (verdict, wall time, generate and build times) and, last:
 
     series=<n> pass=<n> fail=<n> base_fails=<n> not_tested=<n> median_s=<x> cold_s=<x>
 
+(with ``--again``, also ``again_median_s``: each commit checked a second
+time on the same cache, its base known: what a contributor's second check,
+or a second series on the same base, costs; ``--keep DIR`` writes each
+reply's text there)
+
 (not_tested counts NOT TESTED and PARTIAL answers: e.g. changed code that the
 build config does not compile.)
 
@@ -89,49 +94,65 @@ def main() -> int:
     p.add_argument("--branch", default="master")
     p.add_argument("--sandbox", default="bwrap", choices=("bwrap", "none"))
     p.add_argument("--skip-cold", action="store_true")
+    p.add_argument("--again", action="store_true",
+                   help="check each commit a second time on the same cache (its base known)")
+    p.add_argument("--keep", type=Path, help="write each reply's text to this dir")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bpbot-realtree-"))
     try:
         rules = _rules(args, work)
-        cache = work / "cache"
         counts = dict(pass_=0, fail=0, base_fails=0, not_tested=0)
         times: list[float] = []
+        again: list[float] = []
         for commit in _commits(args):
             patch_dir = work / f"p-{commit[:12]}"
             subprocess.run(["git", "-C", str(args.tree), "format-patch", "-q", "-1", commit,
                             f"--base={commit}~1", "-o", str(patch_dir)], check=True)
-            started = time.monotonic()
-            res = subprocess.run([str(BPBOT), "check", "--rules", str(rules), "--cache", str(cache),
-                                  "--json", *map(str, sorted(patch_dir.glob("*.patch")))],
-                                 capture_output=True, text=True, timeout=7200)
-            took = time.monotonic() - started
+            verdict, took = _check(args, rules, work / "cache", commit, patch_dir, "")
             times.append(took)
-            headline = ""
-            try:
-                data = json.loads(res.stdout)
-                verdict = data["series"][0].get("verdict", "?") if data.get("series") else "none"
-                text = data["replies"][0]["text"] if data.get("replies") else ""
-                headline = next((ln for ln in text.splitlines() if ln.startswith("Verdict:")), "")
-            except (ValueError, KeyError, IndexError):
-                verdict = f"exit {res.returncode}"
             word = verdict.lower()
             key = "fail" if "fail" in word and "base" not in word else \
                 "base_fails" if "base" in word else "pass_" if "pass" in word else \
                 "not_tested" if word in ("not-tested", "partial") else None
             if key:
                 counts[key] += 1
-            subject = subprocess.run(["git", "-C", str(args.tree), "log", "-1", "--format=%s", commit],
-                                     capture_output=True, text=True).stdout.strip()
-            print(f"{commit[:12]} {verdict:<12} {took:7.1f}s exit={res.returncode} {subject[:60]}\n"
-                  f"    {headline}", flush=True)
+            if args.again:
+                again.append(_check(args, rules, work / "cache", commit, patch_dir, "again")[1])
         cold = 0.0 if args.skip_cold else _cold(args, work)
         median = statistics.median(times) if times else 0.0
         print(f"series={len(times)} pass={counts['pass_']} fail={counts['fail']} "
               f"base_fails={counts['base_fails']} not_tested={counts['not_tested']} "
-              f"median_s={median:.1f} cold_s={cold:.1f}")
+              f"median_s={median:.1f} cold_s={cold:.1f}"
+              + (f" again_median_s={statistics.median(again):.1f}" if again else ""))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _check(args, rules: Path, cache: Path, commit: str, patch_dir: Path,
+           label: str) -> tuple[str, float]:
+    """One `bpbot check` of a commit's patch: prints its line; (verdict, seconds)."""
+    started = time.monotonic()
+    res = subprocess.run([str(BPBOT), "check", "--rules", str(rules), "--cache", str(cache),
+                          "--json", *map(str, sorted(patch_dir.glob("*.patch")))],
+                         capture_output=True, text=True, timeout=7200)
+    took = time.monotonic() - started
+    headline = ""
+    try:
+        data = json.loads(res.stdout)
+        verdict = data["series"][0].get("verdict", "?") if data.get("series") else "none"
+        text = data["replies"][0]["text"] if data.get("replies") else ""
+        headline = next((ln for ln in text.splitlines() if ln.startswith("Verdict:")), "")
+    except (ValueError, KeyError, IndexError):
+        verdict, text = f"exit {res.returncode}", res.stdout + res.stderr
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        (args.keep / f"{commit[:12]}{'-' + label if label else ''}.txt").write_text(text)
+    subject = subprocess.run(["git", "-C", str(args.tree), "log", "-1", "--format=%s", commit],
+                             capture_output=True, text=True).stdout.strip()
+    print(f"{commit[:12]} {verdict:<12} {took:7.1f}s exit={res.returncode} {label:<5} "
+          f"{subject[:60]}\n    {headline}", flush=True)
+    return verdict, took
 
 
 if __name__ == "__main__":
