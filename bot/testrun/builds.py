@@ -5,6 +5,7 @@ plan says so."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 from bot.config.rules import Kernel, Rules
 from bot.sandbox.bwrap import Sandbox
 from bot.testrun import baseline, executor, incremental
-from bot.testrun.diagnostics import Diagnostic
+from bot.testrun.diagnostics import Diagnostic, mark_new
 from bot.testrun.outcome import RunOutcome
-from bot.testrun.steps import SUCCESS, StepResult
+from bot.testrun.steps import FAILED, SUCCESS, StepResult
+
+log = logging.getLogger(__name__)
 
 UNTOUCHED = "as the base: nothing it compiles changed"
 
@@ -34,8 +37,32 @@ def build_kernels(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], plan: i
     clock = time.monotonic()
     steps = executor.build_all(rules, sandbox, kernels, paths.out, paths.build, logs, say,
                                watch=watch, prepare=plan.prepare)
+    if plan.prepare is not None and (again := _unexplained(kernels, steps, base)):
+        # A failure from a warm copy with no error the base lacks may be the copy's
+        # own (a path the build recorded elsewhere): never blamed before a clean build.
+        log.warning("build %s failed from the base's tree without a new error: built clean",
+                    ", ".join(k.name for k in again))
+        say(f"build again clean on {', '.join(k.name for k in again)}")
+        steps = [s for s in steps if s.kernel not in {k.name for k in again}] + \
+            executor.build_all(rules, sandbox, again, paths.out, paths.build, logs, say,
+                               watch=watch)
     outcome.timings["build"] = outcome.timings.get("build", 0.0) + time.monotonic() - clock
     return {**same, **{s.kernel: s for s in steps}}
+
+
+def _unexplained(kernels: list[Kernel], steps: list[StepResult],
+                 base: dict[str, baseline.BaseResult]) -> list[Kernel]:
+    """Kernels whose build failed without an error the base does not have,
+    where the base builds."""
+    out = []
+    for step in steps:
+        known = base.get(step.kernel)
+        if step.status != FAILED or known is None or known.broken:
+            continue
+        mark_new(step.diagnostics, known.diagnostics)
+        if not any(d.new for d in step.errors):
+            out += [k for k in kernels if k.name == step.kernel]
+    return out
 
 
 def _as_base(base: baseline.BaseResult) -> StepResult:

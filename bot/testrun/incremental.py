@@ -74,11 +74,12 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
 def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
                 diff: warm.Diff, base_package: Path, tree_changed: list[str]) -> Plan:
     """How each kernel's series build starts, from the base's warm trees under
-    these rules' build commands. A build-system file changed in the package or
-    in the tree (the generator itself, gentree.py: what it writes, e.g. the
-    package's ``versions`` that its Makefile reads, is in no dependency list)
-    builds every kernel clean."""
-    if build_system := warm.needs_clean(diff) + warm.needs_clean(warm.Diff(tree_changed)):
+    these rules' build commands. A build-system file changed in the package, or
+    the generator's own code in the tree (gentree.py, its lib/: what it writes,
+    e.g. the package's ``versions`` that its Makefile reads, is in no
+    dependency list), builds every kernel clean. (What copy-list and
+    dependencies change shows in the package.)"""
+    if build_system := warm.needs_clean(diff) + [p for p in tree_changed if p.endswith(".py")]:
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
         return Plan(diff=diff, base_package=base_package)

@@ -40,6 +40,10 @@ BUILD_SYSTEM = ("Makefile*", "*/Makefile*", "Kbuild*", "*/Kbuild*", "Kconfig*", 
                 "*.mk", "*.mak", "*defconfig*", ".config", "*/.config", "dependencies",
                 "copy-list", "*.lds", "*.sh", "*.py")
 DEP_FILES = (".d", ".cmd")
+# Text files of a build dir that name paths in it, pointed at the new place
+# when a warm tree is restored elsewhere: dependency files, and kbuild's
+# module lists (compat.mod, modules.order, Module.symvers), which make reads.
+PATH_FILES = (*DEP_FILES, ".mod", ".order", ".symvers")
 KEEP_BASES = 4  # base packages kept (with their kernels' trees); the oldest go
 
 
@@ -246,7 +250,7 @@ def restore(snapshot: Path, meta: dict, build_dir: Path, output: Path) -> None:
     if not moves:
         return
     for path in build_dir.rglob("*"):
-        if path.suffix not in DEP_FILES or path.is_symlink() or not path.is_file():
+        if path.suffix not in PATH_FILES or path.is_symlink() or not path.is_file():
             continue
         data = path.read_bytes()
         new = data
