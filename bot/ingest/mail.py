@@ -11,6 +11,7 @@ import email.errors
 import email.header
 import email.policy
 import email.utils
+import functools
 import hashlib
 import re
 from email.message import EmailMessage, Message
@@ -113,9 +114,26 @@ def mailbox(msg: Message, name: str) -> tuple[str, str, str]:
     value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
     if value is None:
         return "", "", f"no {name} header"
+    if hasattr(value, "addresses"):
+        return _one_mailbox(name, value)
+    try:
+        text = _FOLD.sub("", _text(value)).strip()
+    except Exception:  # noqa: BLE001 - a Header object of an unknown charset
+        return "", "", f"unreadable {name} header"
+    return _parsed_mailbox(name, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_mailbox(name: str, text: str) -> tuple[str, str, str]:
+    """``mailbox`` of a header's text. Cached: the strict parser costs about a
+    millisecond, and a list's senders write the same From header again and again."""
+    return _one_mailbox(name, text)
+
+
+def _one_mailbox(name: str, value) -> tuple[str, str, str]:
     try:
         parsed = value if hasattr(value, "addresses") else \
-            email.policy.default.header_factory(name, _FOLD.sub("", _text(value)).strip())
+            email.policy.default.header_factory(name, value)
         found = list(parsed.addresses)
         groups = list(parsed.groups)
         defects = list(parsed.defects)

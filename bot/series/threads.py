@@ -29,6 +29,10 @@ KINDS_SQL = ",".join(f"'{k}'" for k in cls.SERIES_KINDS)
 PARTS_SQL = f"'{cls.PATCH}','{cls.COVER}'"
 BUILT = "thread_ids_built"  # meta key: mail spooled before migration 007 is threaded
 CHUNK = 500                 # ids per IN (...) list
+# The queries below join ``thread_ids t CROSS JOIN messages m``: CROSS JOIN
+# keeps SQLite's loop order, from the few roots asked for to their messages.
+# With a plain JOIN it walked every patch of the window (index on kind) in
+# each pass, which made a pass after every poll cost in proportion to the window.
 
 
 def unthreaded_key(row) -> str:
@@ -100,7 +104,7 @@ def groups(state: State, roots: set[str], since: float) -> dict[str, str]:
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start:start + CHUNK]
         candidates.update(r["root"] for r in state.query(
-            f"SELECT t.root FROM thread_ids t JOIN messages m ON m.msgid = t.msgid"
+            f"SELECT t.root FROM thread_ids t CROSS JOIN messages m ON m.msgid = t.msgid"
             f" WHERE t.lone_key IN ({','.join('?' * len(chunk))}) AND m.kind IN ({PARTS_SQL})"
             " AND (m.received_at >= ? OR m.assembled = 0)", [*chunk, since]))
     out.update(_lone(state, candidates, since))
@@ -112,7 +116,7 @@ def _lone(state: State, roots: set[str], since: float) -> dict[str, str]:
     (in the window) was sent without threading headers."""
     return {r["root"]: r["key"] for r in _by_root(
         state, roots, since, "SELECT t.root, COUNT(*) AS parts, MAX(t.lone_key) AS key FROM"
-        " thread_ids t JOIN messages m ON m.msgid = t.msgid WHERE t.root IN ({roots})"
+        " thread_ids t CROSS JOIN messages m ON m.msgid = t.msgid WHERE t.root IN ({roots})"
         f" AND m.kind IN ({PARTS_SQL}) AND (m.received_at >= ? OR m.assembled = 0)"
         " GROUP BY t.root") if r["parts"] == 1 and r["key"]}
 
@@ -122,7 +126,7 @@ def members(state: State, roots: set[str], since: float) -> dict[str, list[str]]
     in arrival order: what assembly reads of each thread."""
     out: dict[str, list[str]] = {root: [] for root in roots}
     for r in _by_root(state, roots, since,
-                      "SELECT t.root, m.msgid FROM thread_ids t JOIN messages m ON m.msgid = t.msgid"
+                      "SELECT t.root, m.msgid FROM thread_ids t CROSS JOIN messages m ON m.msgid = t.msgid"
                       f" WHERE t.root IN ({{roots}}) AND m.kind IN ({KINDS_SQL})"
                       " AND (m.received_at >= ? OR m.assembled = 0) ORDER BY m.received_at, m.rowid"):
         out[r["root"]].append(r["msgid"])
