@@ -184,6 +184,19 @@ def test_verbatim_key_is_checked_at_load(tmp_path):
                                                     ("compat/**", "compat/"))
 
 
+def _new_header(tree, name: str, header: str, text: str) -> bytes:
+    """A series adding backport-include/linux/<header> (Message-ID <name@...>)."""
+    assert git.git(tree.tree_path, "checkout", "-q", "-b", name, "main").ok
+    path = tree.tree_path / "backport-include" / "linux" / header
+    path.write_text(text)
+    assert git.git(tree.tree_path, "add", str(path)).ok
+    assert git.git(tree.tree_path, "commit", "-qm", f"headers: add {header}").ok
+    raw = git.git(tree.tree_path, "format-patch", "--stdout", "-1",
+                  f"--add-header=Message-ID: <{name}@example.org>").output.encode()
+    assert git.git(tree.tree_path, "checkout", "-q", "main").ok
+    return raw
+
+
 def test_a_new_header_recompiles_what_used_one_of_its_name(tree, caplog):
     """backport-include/linux/jiffies.h shadows the kernel's, which the objects'
     dependency lists name: make alone would not see it; the bot drops those
@@ -191,14 +204,7 @@ def test_a_new_header_recompiles_what_used_one_of_its_name(tree, caplog):
     caplog.set_level(logging.INFO, logger="bot.testrun")
     bot, cold = Bot(tree, "warm"), Bot(tree, "cold", build_reuse=False, ccache=False)
     bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
-    assert git.git(tree.tree_path, "checkout", "-q", "-b", "shadow", "main").ok
-    header = tree.tree_path / "backport-include" / "linux" / "jiffies.h"
-    header.write_text("#error shadowed\n")
-    assert git.git(tree.tree_path, "add", str(header)).ok
-    assert git.git(tree.tree_path, "commit", "-qm", "headers: shadow jiffies.h").ok
-    raw = git.git(tree.tree_path, "format-patch", "--stdout", "-1",
-                  "--add-header=Message-ID: <shadow@example.org>").output.encode()
-    assert git.git(tree.tree_path, "checkout", "-q", "main").ok
+    raw = _new_header(tree, "shadow", "jiffies.h", "#error shadowed\n")
     caplog.clear()
     outcome = bot.test(raw)
     assert "used a header named like one the series adds (jiffies.h)" in caplog.text
@@ -217,14 +223,7 @@ def test_a_new_header_a_has_include_probe_missed_in_the_base_is_compiled(tree, c
     assert git.git(tree.tree_path, "commit", "-qam", "compat: probe bp_probe.h").ok
     bot, cold = Bot(tree, "warm"), Bot(tree, "cold", build_reuse=False, ccache=False)
     bot.test(_series(tree, "first", "compat/backport-5.10.c", "\nint bp_first;\n"))
-    assert git.git(tree.tree_path, "checkout", "-q", "-b", "probe", "main").ok
-    header = tree.tree_path / "backport-include" / "linux" / "bp_probe.h"
-    header.write_text("#error probed\n")
-    assert git.git(tree.tree_path, "add", str(header)).ok
-    assert git.git(tree.tree_path, "commit", "-qm", "headers: add bp_probe.h").ok
-    raw = git.git(tree.tree_path, "format-patch", "--stdout", "-1",
-                  "--add-header=Message-ID: <probe@example.org>").output.encode()
-    assert git.git(tree.tree_path, "checkout", "-q", "main").ok
+    raw = _new_header(tree, "probe", "bp_probe.h", "#error probed\n")
     caplog.clear()
     outcome = bot.test(raw)
     assert "incremental, from the base's build tree" in caplog.text

@@ -6,21 +6,20 @@ naming the link, never PASS."""
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from bot.demo import layout
-from bot.ingest import spool
-from bot.reply import results
-from bot.sandbox import bwrap as sandbox
 from bot.sandbox import git
-from bot.series import tracker
 from bot.series.assembly import configure_b4
 from bot.state import State
-from bot.testrun import apply, pipeline
+from bot.testrun import apply
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_coverage import _run as run_series  # noqa: E402
 
 LINK = "backport-include/linux/bpbot_link.h"
 
@@ -51,14 +50,8 @@ def _series(rules, name: str, link_target: str, also: dict[str, str]) -> bytes:
 
 
 def _run(rules, raw: bytes):
-    state = State(rules.state_dir / "bpbot.sqlite")
-    spool.spool(state, "test", [raw], bot_address=rules.bot_address, loop_id=rules.loop_id)
-    tracker.assemble(state, rules)
-    outcome = results.run_version(state, rules, sandbox.for_rules(rules),
-                                  pipeline.next_ready(state))
-    raw_reply = bytes(state.query("SELECT raw FROM outbox ORDER BY id")[-1]["raw"])
-    reply = email.message_from_bytes(raw_reply, policy=email.policy.default).get_content()
-    return outcome, " ".join(reply.split())
+    outcome, reply, _code = run_series(rules, State(rules.state_dir / "bpbot.sqlite"), raw)
+    return outcome, reply
 
 
 @pytest.mark.parametrize("target, also", [

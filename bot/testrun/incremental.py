@@ -50,6 +50,7 @@ class Plan:
     untouched_dirs: dict[str, Path] = field(default_factory=dict)  # their warm build dirs
     diff: warm.Diff | None = None
     base_package: Path | None = None  # the base's kept package
+    tree_changed: list[str] = field(default_factory=list)  # tree paths the series changes
 
 
 def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: baseline.WorkPaths,
@@ -59,16 +60,18 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     pkg = None
     if rules.executor == "local":
         pkg = warm.package(rules, baseline.package_key(rules, base_commit))
-    gen = _shortcut(rules, pkg if rules.build_reuse else None, base_commit, paths, log_file)
+    tree_changed = changed_paths(paths.src, base_commit)
+    gen = _shortcut(rules, pkg if rules.build_reuse else None, base_commit, paths, log_file,
+                    tree_changed)
     if gen is None:
         gen = generate.generate(rules, sandbox, paths.src, paths.out, log_file, watch)
     if gen.status != SUCCESS or pkg is None:
         return gen, Plan()
     diff = warm.align(pkg.path, paths.out)
     if not rules.build_reuse:
-        return gen, Plan(diff=diff, base_package=pkg.path)
+        return gen, Plan(diff=diff, base_package=pkg.path, tree_changed=tree_changed or [])
     return gen, plan_builds(rules, base_commit, paths.out, kernels, diff, pkg.path,
-                            changed_paths(paths.src, base_commit) or [])
+                            tree_changed or [])
 
 
 def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
@@ -82,11 +85,11 @@ def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kern
     if build_system := warm.needs_clean(diff) + [p for p in tree_changed if p.endswith(".py")]:
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
-        return Plan(diff=diff, base_package=base_package)
+        return Plan(diff=diff, base_package=base_package, tree_changed=tree_changed)
     if system := warm.shadows_system(diff, toolchain.system_headers()):
         log.info("the series adds %s, named like the compiler's own header(s): every kernel"
                  " is built clean", ", ".join(system[:5]))
-        return Plan(diff=diff, base_package=base_package)
+        return Plan(diff=diff, base_package=base_package, tree_changed=tree_changed)
     log.info("package: %d file(s) differ from the base's: %s", len(diff.all),
              ", ".join(diff.all[:8]) or "none")
     untouched, dirs = {}, {}
@@ -98,15 +101,15 @@ def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kern
         log.info("nothing compiled on %s depends on the changed files: the base's result",
                  ", ".join(sorted(untouched)))
     return Plan(_restorer(rules, base_commit, output, diff), untouched, dirs, diff,
-                base_package)
+                base_package, tree_changed)
 
 
 def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
-              paths: baseline.WorkPaths, log_file: Path) -> StepResult | None:
+              paths: baseline.WorkPaths, log_file: Path,
+              changed: list[str] | None) -> StepResult | None:
     """The package laid from the base's, when the verbatim mapping allows; else None."""
     if pkg is None or not rules.generate_verbatim:
         return None
-    changed = changed_paths(paths.src, base_commit)
     if changed is None or not verbatim.covers(rules.generate_verbatim, changed):
         return None
     if pkg.verbatim_problem:
@@ -143,11 +146,9 @@ def _restorer(rules: Rules, base_commit: str, output: Path, diff: warm.Diff) -> 
         warm.restore(*found, build_dir, output)
         for path in diff.changed + diff.added:
             os.utime(output / path)
-        if gone := warm.drop_removed(build_dir, output, diff.removed):
-            log.info("build %s: %d object(s) of files the series removes dropped",
-                     kernel.name, gone)
-        if dropped := warm.drop_objects(build_dir, new_headers):
+        if dropped := warm.drop_objects(build_dir, output, new_headers, diff.removed):
             log.info("build %s: %d object(s) used a header named like one the series adds"
-                     " (%s): compiled again", kernel.name, dropped, ", ".join(sorted(new_headers)))
+                     " (%s) or a file it removes: compiled again or gone", kernel.name,
+                     dropped, ", ".join(sorted(new_headers)))
         return True
     return prepare

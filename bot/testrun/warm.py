@@ -211,29 +211,17 @@ def _probing(package: Path) -> set[str]:
     return found
 
 
-def drop_objects(build_dir: Path, names: set[str]) -> int:
+def drop_objects(build_dir: Path, output: Path, names: set[str], removed: list[str]) -> int:
     """Remove each object (and its dependency file) that depends on a header named
-    in ``names``, so make compiles it again; how many."""
+    in ``names`` (make compiles it again), or on a package file the series
+    removed (make no longer builds it, and its stale dependency file would count
+    as coverage); how many. One walk of the build dir."""
+    gone, roots = set(removed), (output.resolve(), output)
     dropped = 0
-    for dep in list(build_dir.rglob("*")) if names else []:
+    for dep in list(build_dir.rglob("*")) if names or gone else []:
         deps = coverage.dependencies(dep)
-        if deps and any(os.path.basename(d) in names for d in deps):
-            coverage.object_of(dep).unlink(missing_ok=True)
-            dep.unlink()
-            dropped += 1
-    return dropped
-
-
-def drop_removed(build_dir: Path, output: Path, removed: list[str]) -> int:
-    """Remove each object (and its dependency file) that was compiled from, or
-    depends on, a package file the series removed: make no longer builds it,
-    and its stale dependency file would count as coverage; how many."""
-    gone = set(removed)
-    roots = (output.resolve(), output)
-    dropped = 0
-    for dep in list(build_dir.rglob("*")) if gone else []:
-        deps = coverage.dependencies(dep)
-        if deps and any(coverage.relative(d, roots) in gone for d in deps):
+        if deps and any(os.path.basename(d) in names or coverage.relative(d, roots) in gone
+                        for d in deps):
             coverage.object_of(dep).unlink(missing_ok=True)
             dep.unlink()
             dropped += 1

@@ -45,6 +45,8 @@ class Makefiles:
     def __init__(self, package: Path):
         self.package = package
         self._index: dict[str, dict[str, list[str]]] = {}
+        self._dependencies: dict[str, tuple[int, ...]] | None = None
+        self._configs: dict[tuple, dict[str, set[str]]] = {}
 
     def rules_naming(self, rel_dir: str, target: str) -> list[str]:
         """The left sides of the ``x += a b`` / ``x := ...`` lines of ``rel_dir``'s
@@ -77,6 +79,19 @@ class Makefiles:
                 above = self.symbols_for(rel_dir, composite.group(1) + ".o", depth + 1)
                 return None if above is None else symbols + above
         return None
+
+    def dependencies(self) -> dict[str, tuple[int, ...]]:
+        """The package's ``dependencies`` file (``_dependencies``), read once."""
+        if self._dependencies is None:
+            self._dependencies = _dependencies(self.package)
+        return self._dependencies
+
+    def configs(self, build_dirs: dict[str, Path]) -> dict[str, set[str]]:
+        """``config_values`` of these build dirs, read once per set of dirs."""
+        key = tuple(sorted((k, str(v)) for k, v in build_dirs.items()))
+        if key not in self._configs:
+            self._configs[key] = config_values(build_dirs)
+        return self._configs[key]
 
     def _dir_symbols(self, rel_dir: str, depth: int) -> list[str] | None:
         parent, name = os.path.split(rel_dir.rstrip("/"))
@@ -130,14 +145,14 @@ def reason(package: Path | Makefiles, path: str, build_dirs: dict[str, Path],
     if needs_set is None:
         return "" if not (package / rel_dir / "Makefile").is_file() else \
             f"no rule of {rel_dir or '.'}/Makefile builds {name[:-2]}.o"
-    needs = _dependencies(package)
+    needs = makefiles.dependencies()
     newest = max((k.version_tuple for k in kernels), default=())
     for sym in needs_set:
         bare = re.sub(r"^(CONFIG|CPTCFG)_", "", sym)
         if bare in needs and needs[bare] > newest:
             want = ".".join(map(str, needs[bare]))
             return f"{bare} needs Linux {want} or newer (dependencies); no configured kernel is"
-    configs = config_values(build_dirs)
+    configs = makefiles.configs(build_dirs)
     if configs:
         unset = [s for s in needs_set if not any(s in have for have in configs.values())]
         older = [m.group(1).replace("_", ".") for s in unset

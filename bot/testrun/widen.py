@@ -153,4 +153,4 @@ def widen(state: State, rules: Rules, sandbox: Sandbox, base_commit: str,
         return symbols, wide, incremental.Plan(diff=plan.diff), keep
     return symbols, wide, incremental.plan_builds(
         wide, base_commit, paths.out, kernels, plan.diff, plan.base_package,
-        incremental.changed_paths(paths.src, base_commit) or []), keep
+        plan.tree_changed), keep
