@@ -132,8 +132,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     # The lock before the database is opened (and migrated): a second, newer
     # `serve` must not migrate the state under a running daemon.
-    if args.command == "serve" and not _only_daemon(rules.state_dir):
-        return EXIT_USAGE
+    if args.command == "serve" and (refused := _only_daemon(rules.state_dir)):
+        return refused
     import sqlite3
 
     from bot.state import State
@@ -164,13 +164,19 @@ def _serve(rules: config.Rules, state) -> int:
 _LOCKS: list[int] = []  # held until the process ends (the kernel drops them then)
 
 
-def _only_daemon(state_dir: Path) -> bool:
+def _only_daemon(state_dir: Path) -> int | None:
     """One `bpbot serve` per state dir: two would run the same versions twice and
-    race on every reply. A lock file, released by the kernel when we die."""
+    race on every reply. A lock file, released by the kernel when we die. None
+    when taken, else the exit code (another serve runs; the dir is unusable)."""
     import fcntl
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "serve.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by children
+    except OSError as exc:
+        print(f"bpbot: cannot take the serve lock {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_STATE
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -178,11 +184,11 @@ def _only_daemon(state_dir: Path) -> bool:
         os.close(fd)
         print(f"bpbot: another `bpbot serve` (pid {owner}) is running on {state_dir}; "
               "stop it first", file=sys.stderr)
-        return False
+        return EXIT_USAGE
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _LOCKS.append(fd)
-    return True
+    return None
 
 
 def _load(path: Path | None) -> config.Rules:

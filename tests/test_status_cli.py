@@ -160,3 +160,15 @@ def test_serve_refuses_a_garbage_database_with_one_line(rules_file, tmp_path, ca
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert f"cannot open the state: {tmp_path / 'state' / 'bpbot.sqlite'}" in err
+
+
+@pytest.mark.parametrize("broken", ["state-is-a-file", "lock-is-a-dir"])
+def test_serve_on_an_unusable_state_dir_is_one_line(rules_file, tmp_path, capsys, broken):
+    if broken == "state-is-a-file":
+        (tmp_path / "state").write_text("not a folder\n")
+    else:
+        (tmp_path / "state" / "serve.lock").mkdir(parents=True)
+    assert cli.main(["serve", "--config", str(rules_file)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert f"cannot take the serve lock {tmp_path / 'state' / 'serve.lock'}" in err

@@ -94,6 +94,10 @@ def test_the_widen_command_is_inserted_before_the_last_build_command(tmp_path):
 
 @pytest.mark.parametrize("bad, problem", [
     (["sh", "-c", "x"], 'must have "{symbols}"'),
+    (["sh", "{symbols}", "--enable={symbols}"], "an argument of its own"),
+    (["sh", "{symbols}", "{symbols}"], "exactly one whole argument"),
+    (["{symbols}", "sh"], "must start with the program to run"),
+    (["", "{symbols}"], "must start with the program to run"),
     ([["sh", "{symbols}"]], "one argument list of strings"),
     (["sh", "{nope}", "{symbols}"], "unknown placeholder {nope}"),
 ])

@@ -138,10 +138,16 @@ def _widen(value: Any) -> list[str]:
     Kconfig symbols to enable, one argument each); [] for none."""
     if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
         raise problem("must be one argument list of strings")
-    if value and "{symbols}" not in value:
-        raise problem('must have "{symbols}" as one of its arguments (the symbols to enable)')
-    if rest := [a for a in value if a != "{symbols}"]:
-        _commands(rest)  # the other placeholders
+    if not value:
+        return value
+    if value.count("{symbols}") != 1:
+        raise problem('must have "{symbols}" as exactly one whole argument (the symbols to '
+                      'enable, one argument each)')
+    if any("{symbols}" in a for a in value if a != "{symbols}"):
+        raise problem('"{symbols}" must be an argument of its own, not part of one')
+    if not value[0].strip() or value[0] == "{symbols}":
+        raise problem("must start with the program to run")
+    _commands([a for a in value if a != "{symbols}"])  # the other placeholders
     return value
 
 
