@@ -86,17 +86,37 @@ def run_check(rules_path: Path | None, paths: list[Path],
     except (InputError, OSError) as exc:
         print(f"bpbot: {exc}", file=sys.stderr)
         return 3
-    scratch = Path(tempfile.mkdtemp(prefix="bpbot-check-"))
     tree: list[Path] = []  # the tree whose worktree list a cut-off run may leave stale
+    with _signals_interrupt(), contextlib.ExitStack() as stack:
+        cache = _open_cache(rules_path, options.cache, stack)
+        scratch = _scratch(cache)
+        # Removed before the cache's lock goes (the next check reuses its path).
+        stack.callback(_remove_quietly, scratch, options.keep, tree)
+        rules = _rules(rules_path, scratch, cache)
+        tree.append(rules.tree_path)
+        return _check(rules, raws, scratch, cache, options)
+
+
+def _scratch(cache: CheckCache | None) -> Path:
+    """The run's scratch dir. With the cache held, always the same path in it: the
+    series' build dirs then sit where the base's were built, so ccache hits (a
+    compiler's preprocessed output names the paths it read) and no warm tree
+    needs moving. Else a fresh temporary dir."""
+    if cache is None:
+        return Path(tempfile.mkdtemp(prefix="bpbot-check-"))
+    scratch = cache.root / "scratch"
     try:
-        with _signals_interrupt(), contextlib.ExitStack() as stack:
-            cache = _open_cache(rules_path, options.cache, stack)
-            rules = _rules(rules_path, scratch, cache)
-            tree.append(rules.tree_path)
-            return _check(rules, raws, scratch, cache, options)
-    finally:
-        with _signals_ignored():  # a second Ctrl-C must not leave half a scratch dir
-            _remove(scratch, options.keep, tree)
+        cleanup.remove_tree(scratch)  # left by --keep or a killed check
+        scratch.mkdir()
+    except OSError as exc:
+        log.warning("cannot use %s (%s): scratch in a temporary dir", scratch, exc)
+        return Path(tempfile.mkdtemp(prefix="bpbot-check-"))
+    return scratch
+
+
+def _remove_quietly(scratch: Path, keep: bool, trees: list[Path]) -> None:
+    with _signals_ignored():  # a second Ctrl-C must not leave half a scratch dir
+        _remove(scratch, keep, trees)
 
 
 def _open_cache(rules_path: Path | None, where: Path | str | None,

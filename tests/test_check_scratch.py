@@ -40,7 +40,11 @@ def tmpdir_env(tmp_path, monkeypatch, caplog) -> Path:
 
 
 def leftovers(tmp: Path) -> list[str]:
-    return sorted(p.name for p in tmp.glob("bpbot-check-*"))
+    """Scratch dirs left: temporary ones in TMPDIR, and the cache's own (with the
+    cache held, a check's scratch is <cache>/scratch), XDG_CACHE_HOME beside TMPDIR."""
+    return sorted([p.name for p in tmp.glob("bpbot-check-*")] +
+                  [str(p.relative_to(tmp.parent)) for p in
+                   (tmp.parent / "cache").glob("bpbot/check/*/scratch")])
 
 
 def mails(*numbers: str) -> list[str]:
@@ -73,10 +77,15 @@ def test_no_scratch_dir_is_left_after_an_error_in_the_bot(tmpdir_env, monkeypatc
     assert leftovers(tmpdir_env) == []
 
 
-def test_keep_keeps_the_scratch_dir_and_says_where(tmpdir_env, capsys):
-    assert cli.main(["check", "--keep", *mails("08")]) == 2
+@pytest.mark.parametrize("cache", [[], ["--no-cache"]], ids=["cache", "no-cache"])
+def test_keep_keeps_the_scratch_dir_and_says_where(tmpdir_env, capsys, cache):
+    assert cli.main(["check", "--keep", *cache, *mails("08")]) == 2
     [kept] = leftovers(tmpdir_env)
-    assert f"kept the scratch dir: {tmpdir_env / kept}" in capsys.readouterr().err
+    where = tmpdir_env.parent / kept if cache == [] else tmpdir_env / kept
+    assert f"kept the scratch dir: {where}" in capsys.readouterr().err
+    # The next check with the cache starts from an empty scratch dir, and removes it.
+    assert cli.main(["check", *mails("08")]) == 2
+    assert leftovers(tmpdir_env) == ([] if cache == [] else [kept])
 
 
 # --- a signal during a build ---------------------------------------------
@@ -115,7 +124,7 @@ def test_a_signal_during_a_build_leaves_nothing_behind(tmp_path, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not list(tmp.glob("bpbot-check-*/state/work/build/*/started")):
+        while not list(tmp.parent.glob("cache/bpbot/check/*/scratch/state/work/build/*/started")):
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "no build started within 120 s"
             time.sleep(0.1)

@@ -230,3 +230,30 @@ def _verbatim(value: Any) -> tuple[tuple[str, str], ...]:
 
 # (tree glob, package dir) pairs the generator copies unchanged (bot/testrun/verbatim.py).
 Verbatim = Annotated[tuple[tuple[str, str], ...], BeforeValidator(_verbatim)]
+
+
+def _markers(value: Any) -> tuple[str, ...]:
+    """[generate] verbatim_unless = ["CONFIG_", ...]: non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _wrong_type(value, "a list of strings")
+    if "" in value:
+        raise problem("an empty string would match every file")
+    return tuple(value)
+
+
+# Strings that make the generator rewrite a file it otherwise copies.
+Markers = Annotated[tuple[str, ...], BeforeValidator(_markers)]
+
+
+def _stamps(value: Any) -> tuple[str, ...]:
+    """[generate] stamps = ["versions"]: relative package paths."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _wrong_type(value, "a list of strings")
+    for i, entry in enumerate(value):
+        if not entry or entry.startswith("/") or ".." in entry.split("/") or entry.endswith("/"):
+            raise problem(f"entry {i} must be a file path relative to the package, not {entry!r}")
+    return tuple(value)
+
+
+# Package files the generator writes from the tree's revision (bot/testrun/warm.py).
+Stamps = Annotated[tuple[str, ...], BeforeValidator(_stamps)]

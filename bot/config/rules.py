@@ -128,6 +128,10 @@ class Rules:
     # [generate] verbatim: (tree glob, package dir) pairs the generator copies
     # unchanged; a series touching only those is not generated (bot/testrun/verbatim.py).
     generate_verbatim: tuple[tuple[str, str], ...] = ()
+    # [generate] verbatim_unless: a tree file holding one of these is never taken verbatim.
+    generate_verbatim_unless: tuple[str, ...] = ()
+    # [generate] stamps: package files a series' package takes from the base's (warm.py).
+    generate_stamps: tuple[str, ...] = ()
     # [build] widen: run before the last build command with {symbols}, the Kconfig
     # symbols the series' changed code needs that the base's config does not set.
     build_widen: tuple[str, ...] = ()
@@ -171,7 +175,9 @@ def parse(data: dict, file: str, base: Path) -> Rules:
         tag_branches=dict(f.tree.tag_branches), strict_tags=f.tree.strict_tags,
         upstream=f.tree.upstream,
         generate_commands=f.generate.command, generate_timeout=f.generate.timeout,
-        generate_verbatim=f.generate.verbatim, build_reuse=f.build.reuse,
+        generate_verbatim=f.generate.verbatim,
+        generate_verbatim_unless=f.generate.verbatim_unless, generate_stamps=f.generate.stamps,
+        build_reuse=f.build.reuse,
         build_commands=f.build.command, build_widen=tuple(f.build.widen),
         build_jobs=f.build.jobs, build_timeout=f.build.timeout,
         output_cap=f.build.output_cap, sandbox=f.build.sandbox, ccache=f.build.ccache,

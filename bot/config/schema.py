@@ -25,11 +25,13 @@ from bot.config.fields import (
     Duration,
     GiB,
     Listen,
+    Markers,
     MiB,
     Positive,
     PositiveSize,
     RulesPath,
     Size,
+    Stamps,
     Verbatim,
     WidenCommand,
     choice,
@@ -151,6 +153,12 @@ class GenerateTable(Table):
     # Files the generator copies unchanged: a series touching only those is not
     # generated; the mapping is checked against each base's output.
     verbatim: Verbatim = ()
+    # A file holding one of these strings is rewritten, not copied, by the
+    # generator (gentree.py renames CONFIG_ symbols): never taken verbatim.
+    verbatim_unless: Markers = ()
+    # Package files the generator writes from the tree's revision (gentree.py's
+    # versions): a series' package takes the base's copy.
+    stamps: Stamps = ()
 
 
 class BuildTable(Table):

@@ -182,7 +182,8 @@ def _keep_package(rules: Rules, base_commit: str, paths: WorkPaths) -> None:
     if rules.executor != "local":
         return
     try:
-        problem = verbatim.check(rules.generate_verbatim, paths.base_src, paths.out)
+        problem = verbatim.check(rules.generate_verbatim, paths.base_src, paths.out,
+                                 rules.generate_verbatim_unless)
         if problem and rules.generate_verbatim:
             log.warning("base %s: [generate] verbatim does not hold (%s): series are generated",
                         base_commit[:12], problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -127,7 +128,9 @@ def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Pat
     if not kernels:
         return []
 
-    spec = BuildSpec.of(rules)
+    # {jobs}: the cores shared among the builds that run at once (one kernel
+    # alone gets them all).
+    spec = dataclasses.replace(BuildSpec.of(rules), build_jobs=min(rules.build_jobs, len(kernels)))
 
     def one(kernel: Kernel) -> StepResult:
         result = build_one(spec, sandbox, kernel, output, build_root / kernel.name,

@@ -63,15 +63,25 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
     tree_changed = changed_paths(paths.src, base_commit)
     gen = _shortcut(rules, pkg if rules.build_reuse else None, base_commit, paths, log_file,
                     tree_changed)
-    if gen is None:
+    generated = gen is None  # else the base's package: its stamps are the base's
+    if generated:
         gen = generate.generate(rules, sandbox, paths.src, paths.out, log_file, watch)
     if gen.status != SUCCESS or pkg is None:
         return gen, Plan()
+    # A stamp is the tree's revision only while the generator's code is the base's.
+    if generated and tree_changed is not None and not generator_changed(tree_changed) and \
+            (taken := warm.take_stamps(pkg.path, paths.out, rules.generate_stamps)):
+        log.info("package: %s taken from the base's package ([generate] stamps)", ", ".join(taken))
     diff = warm.align(pkg.path, paths.out)
     if not rules.build_reuse:
         return gen, Plan(diff=diff, base_package=pkg.path, tree_changed=tree_changed or [])
     return gen, plan_builds(rules, base_commit, paths.out, kernels, diff, pkg.path,
                             tree_changed or [])
+
+
+def generator_changed(tree_changed: list[str]) -> list[str]:
+    """The generator's own code among the tree paths a series changes (gentree.py, its lib/)."""
+    return [p for p in tree_changed if p.endswith(".py")]
 
 
 def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
@@ -82,7 +92,7 @@ def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kern
     e.g. the package's ``versions`` that its Makefile reads, is in no
     dependency list), builds every kernel clean. (What copy-list and
     dependencies change shows in the package.)"""
-    if build_system := warm.needs_clean(diff) + [p for p in tree_changed if p.endswith(".py")]:
+    if build_system := warm.needs_clean(diff) + generator_changed(tree_changed):
         log.info("the series changes the build system (%s): every kernel is built clean",
                  ", ".join(build_system[:5]))
         return Plan(diff=diff, base_package=base_package, tree_changed=tree_changed)
@@ -117,6 +127,10 @@ def _shortcut(rules: Rules, pkg: warm.Package | None, base_commit: str,
                  base_commit[:12], pkg.verbatim_problem)
         return None
     if pkg.verbatim_problem is None or not verbatim.plain_files(paths.src, changed):
+        return None
+    if held := verbatim.rewritten(paths.src, changed, rules.generate_verbatim_unless):
+        log.info("not using [generate] verbatim: %s, which the generator rewrites;"
+                 " the generator runs", held)
         return None
     started = time.time()
     try:

@@ -7,6 +7,12 @@ with those files replaced or removed. The mapping is checked once per base
 against the generator's real output (``check``): every tree file it names
 must be byte-identical at its package path; when one is not, the shortcut
 is refused for that base and the generator runs.
+
+A generator may also rewrite some of the files it otherwise copies: the
+real gentree.py renames the package's own Kconfig symbols (``CONFIG_X`` ->
+``CPTCFG_X``) in every file. ``[generate] verbatim_unless`` names the strings
+that trigger such rewrites: a tree file holding one is left out of the check,
+and a series whose changed file holds one is generated.
 """
 
 from __future__ import annotations
@@ -57,9 +63,10 @@ def covers(mapping: Mapping, tree_paths: list[str]) -> bool:
         package_path(mapping, p) is not None for p in tree_paths)
 
 
-def check(mapping: Mapping, tree: Path, package: Path) -> str:
-    """"" when every tree file the mapping names is byte-identical at its package
-    path in ``package`` (the generator's output of ``tree``); else the first problem."""
+def check(mapping: Mapping, tree: Path, package: Path, unless: tuple[str, ...] = ()) -> str:
+    """"" when every tree file the mapping names (except those holding one of
+    ``unless``) is byte-identical at its package path in ``package`` (the
+    generator's output of ``tree``); else the first problem."""
     if not mapping:
         return "no [generate] verbatim mapping"
     for path in sorted(p for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts):
@@ -67,11 +74,29 @@ def check(mapping: Mapping, tree: Path, package: Path) -> str:
         dest = package_path(mapping, rel)
         if dest is None:
             continue
+        data = path.read_bytes()
+        if marked(data, unless):
+            continue
         copy = package / dest
         if not copy.is_file() or copy.is_symlink():
             return f"{rel} is not in the generated package at {dest}"
-        if copy.read_bytes() != path.read_bytes():
+        if copy.read_bytes() != data:
             return f"{rel} differs from its copy {dest} in the generated package"
+    return ""
+
+
+def marked(data: bytes, unless: tuple[str, ...]) -> str:
+    """The first of ``unless`` that ``data`` holds (the generator rewrites it); "" if none."""
+    return next((m for m in unless if m.encode() in data), "")
+
+
+def rewritten(tree: Path, changed: list[str], unless: tuple[str, ...]) -> str:
+    """"<path> holds <marker>" for the first changed tree file the generator would
+    rewrite rather than copy; "" when none would be."""
+    for rel in changed:
+        path = tree / rel
+        if unless and path.is_file() and (m := marked(path.read_bytes(), unless)):
+            return f"{rel} holds {m!r}"
     return ""
 
 

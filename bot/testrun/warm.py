@@ -87,9 +87,33 @@ def package(rules: Rules, key: str) -> Package | None:
     if meta is None or not (top / "package").is_dir():
         return None
     os.utime(top)  # in use: pruned last
-    checked = [list(m) for m in rules.generate_verbatim] == meta.get("verbatim_mapping")
+    checked = _verbatim_rules(rules) == (meta.get("verbatim_mapping"),
+                                         meta.get("verbatim_unless", []))
     return Package(top / "package", meta["made_at"],
                    meta.get("verbatim_problem") if checked else None)
+
+
+def _verbatim_rules(rules: Rules) -> tuple[list, list]:
+    """What a base's verbatim check was made under (JSON-shaped)."""
+    return [list(m) for m in rules.generate_verbatim], list(rules.generate_verbatim_unless)
+
+
+def take_stamps(base: Path, output: Path, stamps: tuple[str, ...]) -> list[str]:
+    """Replace each of ``stamps`` in the series' ``output`` with the base package's
+    copy (a stamp of the tree's revision, e.g. gentree.py's ``versions``: with
+    it, a new commit alone would change every object's flags); the ones replaced."""
+    taken = []
+    top = output.resolve()
+    for rel in stamps:
+        source, dest = base / rel, output / rel
+        made = dest.is_symlink() or (dest.exists() and not dest.is_dir())
+        if not made or not source.is_file() or source.is_symlink() or \
+                not dest.parent.resolve().is_relative_to(top):
+            continue
+        dest.unlink(missing_ok=True)  # never write through a link the generator made
+        shutil.copy2(source, dest)
+        taken.append(rel)
+    return taken
 
 
 def build_tree(rules: Rules, key: str) -> tuple[Path, dict] | None:
@@ -113,7 +137,7 @@ def save_package(rules: Rules, key: str, base_commit: str, output: Path,
     top = root(rules) / f"pkg-{key}"
     _snapshot(output, top, "package", dict(
         made_at=str(output), base=base_commit, verbatim_problem=verbatim_problem,
-        verbatim_mapping=[list(m) for m in rules.generate_verbatim]))
+        verbatim_mapping=_verbatim_rules(rules)[0], verbatim_unless=_verbatim_rules(rules)[1]))
     _prune(rules)
 
 

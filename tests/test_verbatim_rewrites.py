@@ -1,0 +1,157 @@
+"""A generator that rewrites some files it copies ([generate] verbatim_unless),
+the files of the tree's revision it writes ([generate] stamps), and {jobs}."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import pytest
+
+from bot.config import rules as config
+from bot.errors import ConfigError
+from bot.sandbox import bwrap as sandbox
+from bot.sandbox import git
+from bot.testrun import build, verbatim, warm
+from tests.test_reuse import Bot, _answer, _series, tree  # noqa: F401 - the fixture
+
+# As the real gentree.py renames the package's Kconfig symbols in every file.
+RENAME = ('        for p in (outdir / "compat").rglob("*.c"):\n'
+          '            p.write_text(p.read_text().replace("CONFIG_DEMO_", "CPTCFG_DEMO_"))\n')
+
+
+@pytest.fixture
+def renaming(tree):  # noqa: F811 - the fixture from test_reuse
+    """The sample tree whose generator renames CONFIG_DEMO_ in compat/*.c, and a
+    base file that holds such a symbol (its package copy differs)."""
+    top = tree.tree_path
+    gentree = top / "gentree.py"
+    text = gentree.read_text()
+    assert "        add_backport_code(outdir)\n" in text
+    gentree.write_text(text.replace("        add_backport_code(outdir)\n",
+                                    "        add_backport_code(outdir)\n" + RENAME, 1))
+    old = top / "compat" / "backport-4.19.c"
+    old.write_text(old.read_text() + "\n/* CONFIG_DEMO_OLD is renamed in the package */\n")
+    assert git.git(top, "commit", "-qam", "gentree: rename the demo symbols").ok
+    return dataclasses.replace(tree, generate_verbatim_unless=("CONFIG_DEMO_",))
+
+
+def test_a_file_the_generator_rewrites_is_left_out_of_the_check(renaming, caplog):
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(renaming, "warm")
+    bot.test(_series(renaming, "first", "compat/main.c", "\nint bp_first;\n"))
+    assert "verbatim does not hold" not in caplog.text
+    caplog.clear()
+    outcome = bot.test(_series(renaming, "plain", "compat/main.c", "\nint bp_plain;\n"))
+    assert "the generator copies verbatim" in caplog.text
+    assert outcome.verdict == "pass"
+
+
+def test_a_series_adding_a_rewritten_symbol_is_generated(renaming, caplog):
+    """Copied verbatim, CONFIG_DEMO_ON would stay undefined (a wrong PASS); the
+    generator makes it CPTCFG_DEMO_ON, which is defined: the error shows."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(renaming, "warm")
+    cold = Bot(renaming, "cold", build_reuse=False, ccache=False)
+    bot.test(_series(renaming, "first", "compat/main.c", "\nint bp_first;\n"))
+    raw = _series(renaming, "symbol", "compat/main.c",
+                  "\n#define CPTCFG_DEMO_ON 1\n#ifdef CONFIG_DEMO_ON\n"
+                  "int bp_s = undefined_in_package;\n#endif\n")
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "compat/main.c holds 'CONFIG_DEMO_'" in caplog.text
+    assert "the generator copies verbatim" not in caplog.text
+    # The package's versions (the tree's id) is the base's: only main.c differs.
+    assert "package: versions taken from the base's package" in caplog.text
+    assert "1 file(s) differ from the base's: compat/main.c\n" in caplog.text
+    assert outcome.verdict == "fail"
+    assert _answer(outcome) == _answer(cold.test(raw))
+
+
+def test_without_stamps_the_trees_revision_differs(renaming, caplog):
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(renaming, "warm", generate_stamps=())
+    bot.test(_series(renaming, "first", "compat/main.c", "\nint bp_first;\n"))
+    caplog.clear()
+    bot.test(_series(renaming, "symbol", "compat/main.c", "\n/* CONFIG_DEMO_X */\n"))
+    assert "2 file(s) differ from the base's: compat/main.c, versions\n" in caplog.text
+
+
+def test_without_the_markers_the_shortcut_is_refused(renaming, caplog):
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(renaming, "warm", generate_verbatim_unless=())
+    bot.test(_series(renaming, "first", "compat/main.c", "\nint bp_first;\n"))
+    assert "compat/backport-4.19.c differs from its copy" in caplog.text
+    caplog.clear()
+    bot.test(_series(renaming, "plain", "compat/main.c", "\nint bp_plain;\n"))
+    assert "not using [generate] verbatim on base" in caplog.text
+
+
+def test_a_base_checked_under_other_markers_is_checked_again(renaming, caplog):
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    Bot(renaming, "warm").test(_series(renaming, "first", "compat/main.c", "\nint bp_1;\n"))
+    again = dataclasses.replace(renaming, state_dir=renaming.base_dir / "warm",
+                                generate_verbatim_unless=("CONFIG_DEMO_", "OTHER"))
+    pkg = warm.package(again, next(p.name[4:] for p in warm.root(again).glob("pkg-*")))
+    assert pkg is not None and pkg.verbatim_problem is None  # not checked under these rules
+
+
+def test_take_stamps_never_writes_through_a_link(tmp_path):
+    base, out, outside = tmp_path / "base", tmp_path / "out", tmp_path / "outside"
+    for d in (base, out):
+        d.mkdir()
+    (base / "versions").write_text("base\n")
+    (base / "other").write_text("base\n")
+    outside.write_text("secret\n")
+    (out / "versions").symlink_to(outside)
+    assert warm.take_stamps(base, out, ("versions", "other", "absent")) == ["versions"]
+    assert outside.read_text() == "secret\n"
+    assert (out / "versions").read_text() == "base\n" and not (out / "versions").is_symlink()
+    assert not (out / "other").exists()  # the generator made none: none is added
+
+
+def test_verbatim_check_skips_marked_files(tmp_path):
+    tree, pkg = tmp_path / "tree", tmp_path / "pkg"
+    for d in (tree / "inc", pkg / "inc"):
+        d.mkdir(parents=True)
+    (tree / "inc" / "a.h").write_text("plain\n")
+    (pkg / "inc" / "a.h").write_text("plain\n")
+    (tree / "inc" / "b.h").write_text("#ifdef CONFIG_X\n")
+    (pkg / "inc" / "b.h").write_text("#ifdef CPTCFG_X\n")
+    mapping = (("inc/**", "inc/"),)
+    assert "inc/b.h differs" in verbatim.check(mapping, tree, pkg)
+    assert verbatim.check(mapping, tree, pkg, ("CONFIG_",)) == ""
+    assert verbatim.rewritten(tree, ["inc/a.h", "inc/b.h"], ("CONFIG_",)) == \
+        "inc/b.h holds 'CONFIG_'"
+    assert verbatim.rewritten(tree, ["inc/a.h", "inc/gone.h"], ("CONFIG_",)) == ""
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("verbatim_unless", '[""]', "an empty string would match every file"),
+    ("verbatim_unless", '"CONFIG_"', "a list of strings"),
+    ("stamps", '["../versions"]', "entry 0 must be a file path relative to the package"),
+    ("stamps", '["/versions"]', "entry 0 must be a file path relative to the package"),
+])
+def test_bad_rewrite_and_stamp_keys_are_refused_at_load(tmp_path, key, value, message):
+    path = tmp_path / "rules.toml"
+    text = config.DEMO_RULES.read_text()
+    assert f"\n{key} = " in text
+    path.write_text("\n".join(f"{key} = {value}" if line.startswith(f"{key} = ") else line
+                              for line in text.splitlines()))
+    with pytest.raises(ConfigError, match=message):
+        config.load(path)
+
+
+@pytest.mark.parametrize("kernels", [1, 2])
+def test_jobs_are_the_cores_shared_by_the_builds_running(tree, tmp_path, kernels):  # noqa: F811
+    """One kernel alone gets every core ({jobs}); two at once share them."""
+    rules = dataclasses.replace(tree, sandbox="none", build_jobs=2, ccache=False,
+                                build_commands=[["sh", "-c", 'echo "$0" > "$1/jobs"', "{jobs}",
+                                                 "{build_dir}"]])
+    chosen = rules.kernels[:kernels]
+    steps = build.build_all(rules, sandbox.for_rules(rules), chosen, tmp_path, tmp_path / "b",
+                            tmp_path / "logs")
+    assert [s.status for s in steps] == ["success"] * kernels
+    want = max(1, (os.cpu_count() or 1) // kernels)
+    assert {(tmp_path / "b" / k.name / "jobs").read_text().strip() for k in chosen} == {str(want)}
