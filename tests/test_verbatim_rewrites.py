@@ -112,19 +112,19 @@ def test_take_stamps_never_writes_through_a_link(tmp_path):
 
 
 def test_verbatim_check_skips_marked_files(tmp_path):
-    tree, pkg = tmp_path / "tree", tmp_path / "pkg"
-    for d in (tree / "inc", pkg / "inc"):
+    top, pkg = tmp_path / "tree", tmp_path / "pkg"
+    for d in (top / "inc", pkg / "inc"):
         d.mkdir(parents=True)
-    (tree / "inc" / "a.h").write_text("plain\n")
+    (top / "inc" / "a.h").write_text("plain\n")
     (pkg / "inc" / "a.h").write_text("plain\n")
-    (tree / "inc" / "b.h").write_text("#ifdef CONFIG_X\n")
+    (top / "inc" / "b.h").write_text("#ifdef CONFIG_X\n")
     (pkg / "inc" / "b.h").write_text("#ifdef CPTCFG_X\n")
     mapping = (("inc/**", "inc/"),)
-    assert "inc/b.h differs" in verbatim.check(mapping, tree, pkg)
-    assert verbatim.check(mapping, tree, pkg, ("CONFIG_",)) == ""
-    assert verbatim.rewritten(tree, ["inc/a.h", "inc/b.h"], ("CONFIG_",)) == \
+    assert "inc/b.h differs" in verbatim.check(mapping, top, pkg)
+    assert verbatim.check(mapping, top, pkg, ("CONFIG_",)) == ""
+    assert verbatim.rewritten(top, ["inc/a.h", "inc/b.h"], ("CONFIG_",)) == \
         "inc/b.h holds 'CONFIG_'"
-    assert verbatim.rewritten(tree, ["inc/a.h", "inc/gone.h"], ("CONFIG_",)) == ""
+    assert verbatim.rewritten(top, ["inc/a.h", "inc/gone.h"], ("CONFIG_",)) == ""
 
 
 @pytest.mark.parametrize("key, value, message", [
