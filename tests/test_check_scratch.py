@@ -162,6 +162,11 @@ def test_the_second_check_reuses_the_base(tmpdir_env, tmp_path, capsys, caplog):
     # The series is built from the base's warm trees, kept in the cache.
     assert "incremental, from the base's build tree" in caplog.text
     assert len(list(cache.glob("state/warm/build-*/build"))) == len(kernels.split(", "))
+    # ... built where the series' builds run (the cache's fixed scratch dir): the
+    # compiler reads the same paths, so ccache can hit, and no tree is moved.
+    places = {json.loads(p.read_text())["built_at"] for p in cache.glob("state/warm/build-*/meta.json")}
+    assert places == {str(cache / "scratch" / "state" / "work" / "build" / k)
+                      for k in kernels.split(", ")}
     strip = [(s["name"], s["kernel"], s["status"], s["verdict"])
              for s in json.loads(second)["series"][0]["steps"]]
     assert strip == [(s["name"], s["kernel"], s["status"], s["verdict"])
