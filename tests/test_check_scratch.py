@@ -164,7 +164,8 @@ def test_the_second_check_reuses_the_base(tmpdir_env, tmp_path, capsys, caplog):
     assert len(list(cache.glob("state/warm/build-*/build"))) == len(kernels.split(", "))
     # ... built where the series' builds run (the cache's fixed scratch dir): the
     # compiler reads the same paths, so ccache can hit, and no tree is moved.
-    places = {json.loads(p.read_text())["built_at"] for p in cache.glob("state/warm/build-*/meta.json")}
+    places = {json.loads(p.read_text())["built_at"]
+              for p in cache.glob("state/warm/build-*/meta.json")}
     assert places == {str(cache / "scratch" / "state" / "work" / "build" / k)
                       for k in kernels.split(", ")}
     strip = [(s["name"], s["kernel"], s["status"], s["verdict"])
