@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import fields
+from bot.sandbox import git
 from bot.testrun import why_not, widen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +45,10 @@ def test_without_a_widen_command_the_driver_is_not_tested_and_the_config_named(t
 
 def test_a_widened_config_compiles_the_changed_driver_and_passes(tmp_path):
     rules, state = _configured(tmp_path, WIDEN)
+    # The upstream source as a git tree at a version tag, as on a real host.
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "Linux 6.1.145"],
+                 ["tag", "v6.1.145"]):
+        assert git.git(rules.upstream, *args).ok
     outcome, reply, code = _run(rules, state, _edit_series(rules, "inner", PATCH, *FIX))
     assert outcome.widened == ["CONFIG_MINIDRV"]
     assert outcome.verdict == "pass" and code == 0, reply
@@ -52,6 +57,11 @@ def test_a_widened_config_compiles_the_changed_driver_and_passes(tmp_path):
     # the reproduce lines run the widen command too
     assert ("""sh -c 'for s; do echo "$s=y"; done >> "$0/.config"' ../build-3.10 """
             "CONFIG_MINIDRV") in reply
+    # ... and name the upstream source by its version, not by the bot host's path
+    assert outcome.upstream_version == "v6.1.145"
+    assert "# upstream: Linux v6.1.145 sources in ../linux-6.1.145 (a git tree at" in reply
+    assert "gentree.py ../linux-6.1.145 ../out" in reply
+    assert str(rules.upstream) not in reply
 
 
 def test_a_widened_config_finds_a_break_the_default_config_never_compiles(tmp_path):

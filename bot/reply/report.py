@@ -170,17 +170,21 @@ def _tree_path(package_path: str, changed: list[str]) -> str:
 
 
 def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
+    """The commands that redo the run in a clone: fetch the series, apply it,
+    generate, and build on the broken kernels (else the first one built). The
+    upstream source is named by its version, not by the bot host's path."""
     if outcome.widened:  # the build commands the kernels were built with
         rules = widen.widened(rules, outcome.widened)
-    """The commands that redo the run in a clone: fetch the series, apply it,
-    generate, and build on the broken kernels (else the first one built)."""
     broken = [k.kernel for k in outcome.kernels if k.verdict == matrix.FAIL]
     built = [k.kernel for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
     applied = outcome.verdict != NOT_APPLIED
+    version = outcome.upstream_version  # a tag (v6.1.192), else the host's path is shown
+    upstream = f"../linux-{version[1:]}" if re.fullmatch(r"v\d[\w.+-]*", version) else None
     return dict(
         tree=rules.tree_url or str(rules.tree_path), base=outcome.base_commit[:12],
         mbox=outcome.mbox_name, msgid=shlex.quote(target.msgid), revision=target.revision,
-        generate=command_lines(rules) if applied else [],
+        upstream=dict(version=version, dir=upstream) if upstream and applied else None,
+        generate=command_lines(rules, upstream=upstream) if applied else [],
         kernels=[dict(_kernel_source(k), commands=command_lines(rules, k))
                  for k in (broken or built[:1])] if applied else [])
 
@@ -192,12 +196,14 @@ def _shell(args: list[str]) -> str:
                     and a.replace(JOBS, "") else shlex.quote(a) for a in args)
 
 
-def command_lines(rules: Rules, kernel: Kernel | None = None) -> list[str]:
+def command_lines(rules: Rules, kernel: Kernel | None = None,
+                  upstream: str | None = None) -> list[str]:
     """The generate commands, or the build commands on ``kernel``, as a contributor
-    types them in a clone ("To reproduce"; the status page shows them too)."""
+    types them in a clone ("To reproduce"; the status page shows them too);
+    ``upstream``: where the reader has the upstream source (else the rules' path)."""
     if kernel is None:
         return [_shell(expand(command, dict(
-            tree=".", output="../out", upstream=rules.upstream or "<upstream-src>",
+            tree=".", output="../out", upstream=upstream or rules.upstream or "<upstream-src>",
             jobs=rules.build_jobs, python="python3"))) for command in rules.generate_commands]
     return [_shell(expand(command, dict(
         output="../out", tree="../out", upstream=rules.upstream or "", kernel_path=kernel.path,
