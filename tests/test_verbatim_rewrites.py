@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import subprocess
 
 import pytest
 
@@ -125,6 +126,11 @@ def test_verbatim_check_skips_marked_files(tmp_path):
     assert verbatim.rewritten(top, ["inc/a.h", "inc/b.h"], ("CONFIG_",)) == \
         "inc/b.h holds 'CONFIG_'"
     assert verbatim.rewritten(top, ["inc/a.h", "inc/gone.h"], ("CONFIG_",)) == ""
+    (top / "inc" / "c.h").write_bytes(b"dos\r\n")
+    (top / "inc" / "d.h").write_bytes(b"caf\xe9\n")
+    assert verbatim.rewritten(top, ["inc/c.h"], ("CONFIG_",)) == \
+        "inc/c.h holds a carriage return"
+    assert verbatim.rewritten(top, ["inc/d.h"], ("CONFIG_",)) == "inc/d.h is not UTF-8 text"
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -155,3 +161,32 @@ def test_jobs_are_the_cores_shared_by_the_builds_running(tree, tmp_path, kernels
     assert [s.status for s in steps] == ["success"] * kernels
     want = max(1, (os.cpu_count() or 1) // kernels)
     assert {(tmp_path / "b" / k.name / "jobs").read_text().strip() for k in chosen} == {str(want)}
+
+
+def _series_bytes(rules, name: str, path: str, data: bytes) -> bytes:
+    """_series with raw bytes (not text) appended to ``path``."""
+    top = rules.tree_path
+    assert git.git(top, "checkout", "-q", "-b", name, "main").ok
+    (top / path).write_bytes((top / path).read_bytes() + data)
+    assert git.git(top, "commit", "-qam", f"compat: {name}").ok
+    out = subprocess.run(["git", "format-patch", "--stdout", "-1",
+                          f"--add-header=Message-ID: <{name}@example.org>"],
+                         cwd=top, capture_output=True, check=True).stdout
+    assert git.git(top, "checkout", "-q", "main").ok
+    return out
+
+
+def test_a_file_the_generator_cannot_read_as_text_is_generated(renaming, caplog):
+    """The generator reads the files it rewrites as text: a byte that is not
+    UTF-8 ends its run. Copied verbatim, the same series passed."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(renaming, "warm")
+    cold = Bot(renaming, "cold", build_reuse=False, ccache=False)
+    bot.test(_series(renaming, "first", "compat/main.c", "\nint bp_first;\n"))
+    raw = _series_bytes(renaming, "latin1", "compat/main.c", b"\n/* \x00 caf\xe9 */\nint bp_l;\n")
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "compat/main.c is not UTF-8 text" in caplog.text
+    assert "the generator copies verbatim" not in caplog.text
+    assert outcome.verdict != "pass"
+    assert _answer(outcome) == _answer(cold.test(raw))

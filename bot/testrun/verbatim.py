@@ -92,11 +92,23 @@ def marked(data: bytes, unless: tuple[str, ...]) -> str:
 
 def rewritten(tree: Path, changed: list[str], unless: tuple[str, ...]) -> str:
     """"<path> holds <marker>" for the first changed tree file the generator would
-    rewrite rather than copy; "" when none would be."""
+    rewrite rather than copy; "" when none would be. A generator that rewrites
+    files reads them as text (gentree.py: every file it writes): a file that is
+    not UTF-8, or holds a carriage return (which it makes a newline), is never
+    copied unchanged, whatever the base's files showed."""
     for rel in changed:
         path = tree / rel
-        if unless and path.is_file() and (m := marked(path.read_bytes(), unless)):
+        if not unless or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if m := marked(data, unless):
             return f"{rel} holds {m!r}"
+        if b"\r" in data:
+            return f"{rel} holds a carriage return"
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"{rel} is not UTF-8 text"
     return ""
 
 
