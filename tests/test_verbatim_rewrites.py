@@ -98,7 +98,7 @@ def test_a_base_checked_under_other_markers_is_checked_again(renaming, caplog):
     assert pkg is not None and pkg.verbatim_problem is None  # not checked under these rules
 
 
-def test_take_stamps_never_writes_through_a_link(tmp_path):
+def test_take_stamps_never_replaces_a_link(tmp_path):
     base, out, outside = tmp_path / "base", tmp_path / "out", tmp_path / "outside"
     for d in (base, out):
         d.mkdir()
@@ -106,10 +106,20 @@ def test_take_stamps_never_writes_through_a_link(tmp_path):
     (base / "other").write_text("base\n")
     outside.write_text("secret\n")
     (out / "versions").symlink_to(outside)
-    assert warm.take_stamps(base, out, ("versions", "other", "absent")) == ["versions"]
+    (base / "sub").mkdir()
+    (base / "sub" / "v").write_text("base\n")
+    (out / "real").mkdir()
+    (out / "real" / "v").write_text("series\n")
+    (out / "sub").symlink_to("real")
+    assert warm.take_stamps(base, out, ("versions", "other", "absent", "sub/v")) == []
     assert outside.read_text() == "secret\n"
-    assert (out / "versions").read_text() == "base\n" and not (out / "versions").is_symlink()
+    assert (out / "versions").is_symlink()  # what the build reads: left as made
+    assert (out / "real" / "v").read_text() == "series\n"
     assert not (out / "other").exists()  # the generator made none: none is added
+    (out / "versions").unlink()
+    (out / "versions").write_text("series\n")
+    assert warm.take_stamps(base, out, ("versions",)) == ["versions"]
+    assert (out / "versions").read_text() == "base\n"
 
 
 def test_verbatim_check_skips_marked_files(tmp_path):
@@ -167,8 +177,10 @@ def _series_bytes(rules, name: str, path: str, data: bytes) -> bytes:
     """_series with raw bytes (not text) appended to ``path``."""
     top = rules.tree_path
     assert git.git(top, "checkout", "-q", "-b", name, "main").ok
-    (top / path).write_bytes((top / path).read_bytes() + data)
-    assert git.git(top, "commit", "-qam", f"compat: {name}").ok
+    old = (top / path).read_bytes() if (top / path).exists() else b""
+    (top / path).write_bytes(old + data)
+    assert git.git(top, "add", "-A").ok
+    assert git.git(top, "commit", "-qm", f"compat: {name}").ok
     out = subprocess.run(["git", "format-patch", "--stdout", "-1",
                           f"--add-header=Message-ID: <{name}@example.org>"],
                          cwd=top, capture_output=True, check=True).stdout
@@ -188,5 +200,27 @@ def test_a_file_the_generator_cannot_read_as_text_is_generated(renaming, caplog)
     outcome = bot.test(raw)
     assert "compat/main.c is not UTF-8 text" in caplog.text
     assert "the generator copies verbatim" not in caplog.text
+    assert outcome.verdict != "pass"
+    assert _answer(outcome) == _answer(cold.test(raw))
+
+
+# A patch (applied to the package by the generator) that makes the package's
+# versions a link to its Makefile, which includes versions: make recurses.
+LINK = (b"diff --git a/versions b/versions\nnew file mode 120000\nindex 0000000..1234567\n"
+        b"--- /dev/null\n+++ b/versions\n@@ -0,0 +1 @@\n+Makefile\n"
+        b"\\ No newline at end of file\n")
+
+
+def test_a_stamp_the_generator_makes_a_link_is_not_replaced(tree, caplog):  # noqa: F811
+    """The series' package reads its Makefile through the link; with the base's
+    versions put in its place, the broken package built."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(tree, "warm")
+    cold = Bot(tree, "cold", build_reuse=False, ccache=False, generate_stamps=())
+    bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
+    raw = _series_bytes(tree, "link", "patches/zz-versions.patch", LINK)
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "versions taken from the base's package" not in caplog.text
     assert outcome.verdict != "pass"
     assert _answer(outcome) == _answer(cold.test(raw))

@@ -106,11 +106,12 @@ def take_stamps(base: Path, output: Path, stamps: tuple[str, ...]) -> list[str]:
     top = output.resolve()
     for rel in stamps:
         source, dest = base / rel, output / rel
-        made = dest.is_symlink() or (dest.exists() and not dest.is_dir())
-        if not made or not source.is_file() or source.is_symlink() or \
-                not dest.parent.resolve().is_relative_to(top):
+        # Only a regular file the generator wrote, no link on the way: a link
+        # (to a file the generator wrote after it) is what the build reads.
+        made = dest.is_file() and not dest.is_symlink() and dest.resolve() == top / rel
+        if not made or not source.is_file() or source.is_symlink():
             continue
-        dest.unlink(missing_ok=True)  # never write through a link the generator made
+        dest.unlink()
         shutil.copy2(source, dest)
         taken.append(rel)
     return taken
