@@ -133,6 +133,10 @@ def test_verbatim_check_skips_marked_files(tmp_path):
     mapping = (("inc/**", "inc/"),)
     assert "inc/b.h differs" in verbatim.check(mapping, top, pkg)
     assert verbatim.check(mapping, top, pkg, ("CONFIG_",)) == ""
+    (pkg / "inc" / "b.h").rename(pkg / "inc" / "elsewhere.h")  # not where the mapping says
+    assert verbatim.check(mapping, top, pkg, ("CONFIG_",)) == \
+        "inc/b.h is not in the generated package at inc/b.h"
+    (pkg / "inc" / "elsewhere.h").rename(pkg / "inc" / "b.h")
     assert verbatim.rewritten(top, ["inc/a.h", "inc/b.h"], ("CONFIG_",)) == \
         "inc/b.h holds 'CONFIG_'"
     assert verbatim.rewritten(top, ["inc/a.h", "inc/gone.h"], ("CONFIG_",)) == ""

@@ -74,12 +74,12 @@ def check(mapping: Mapping, tree: Path, package: Path, unless: tuple[str, ...] =
         dest = package_path(mapping, rel)
         if dest is None:
             continue
+        copy = package / dest
+        if not copy.is_file() or copy.is_symlink():  # rewritten or not: it is there
+            return f"{rel} is not in the generated package at {dest}"
         data = path.read_bytes()
         if marked(data, unless):
             continue
-        copy = package / dest
-        if not copy.is_file() or copy.is_symlink():
-            return f"{rel} is not in the generated package at {dest}"
         if copy.read_bytes() != data:
             return f"{rel} differs from its copy {dest} in the generated package"
     return ""
