@@ -228,3 +228,26 @@ def test_a_stamp_the_generator_makes_a_link_is_not_replaced(tree, caplog):  # no
     assert "versions taken from the base's package" not in caplog.text
     assert outcome.verdict != "pass"
     assert _answer(outcome) == _answer(cold.test(raw))
+
+
+# A patch that adds a link to a text file where the package's Makefile
+# compiles every compat/backport-X.Y.c (for kernels older than X.Y).
+COMPILED_LINK = (b"diff --git a/compat/backport-9.9.c b/compat/backport-9.9.c\n"
+                 b"new file mode 120000\nindex 0000000..1234567\n"
+                 b"--- /dev/null\n+++ b/compat/backport-9.9.c\n@@ -0,0 +1 @@\n"
+                 b"+../dependencies\n\\ No newline at end of file\n")
+
+
+def test_a_link_the_generator_adds_to_the_package_is_built(tree, caplog):  # noqa: F811
+    """With the stamps the base's, nothing else differs from the base's package
+    but the link: it must not read as an unchanged package."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(tree, "warm")
+    cold = Bot(tree, "cold", build_reuse=False, ccache=False, generate_stamps=())
+    bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
+    raw = _series_bytes(tree, "added-link", "patches/zz-link.patch", COMPILED_LINK)
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "every kernel is built clean" in caplog.text
+    assert outcome.verdict != "pass"
+    assert _answer(outcome) == _answer(cold.test(raw))

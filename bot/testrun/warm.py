@@ -67,10 +67,13 @@ class Diff:
     changed: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # Links (symlinks) that are not the base package's: make reads through them
+    # (a link's target, not the link, has the mtime it sees); built clean.
+    links: list[str] = field(default_factory=list)
 
     @property
     def all(self) -> list[str]:
-        return self.changed + self.added + self.removed
+        return self.changed + self.added + self.removed + self.links
 
 
 def _meta(path: Path) -> dict | None:
@@ -173,11 +176,18 @@ def _files(top: Path) -> dict[str, Path]:
             if p.is_file() and not p.is_symlink()}
 
 
+def _links(top: Path) -> dict[str, str]:
+    return {str(p.relative_to(top)): os.readlink(p) for p in top.rglob("*") if p.is_symlink()}
+
+
 def align(base: Path, output: Path) -> Diff:
     """Give every file of ``output`` whose content is the base package's the base's
     mtime (so make sees it unchanged); the differing files get the current time."""
     old, new = _files(base), _files(output)
-    diff = Diff(removed=sorted(set(old) - set(new)))
+    old_links, new_links = _links(base), _links(output)
+    diff = Diff(removed=sorted(set(old) - set(new)),
+                links=sorted(p for p in set(old_links) | set(new_links)
+                             if old_links.get(p) != new_links.get(p)))
     for rel, path in sorted(new.items()):
         before = old.get(rel)
         if before is None:
@@ -201,10 +211,11 @@ def untouched(meta: dict, diff: Diff) -> bool:
 
 
 def needs_clean(diff: Diff) -> list[str]:
-    """The changed package files that belong to the build system."""
-    return [p for p in diff.all
-            if any(fnmatch.fnmatch(p, g) or fnmatch.fnmatch(os.path.basename(p), g)
-                   for g in BUILD_SYSTEM)]
+    """The changed package files that belong to the build system, and the links
+    that are not the base's."""
+    return diff.links + [p for p in diff.changed + diff.added + diff.removed
+                         if any(fnmatch.fnmatch(p, g) or fnmatch.fnmatch(os.path.basename(p), g)
+                                for g in BUILD_SYSTEM)]
 
 
 def shadowed(diff: Diff, output: Path | None = None) -> set[str]:
