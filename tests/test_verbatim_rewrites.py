@@ -14,7 +14,7 @@ from bot.config import rules as config
 from bot.errors import ConfigError
 from bot.sandbox import bwrap as sandbox
 from bot.sandbox import git
-from bot.testrun import build, verbatim, warm
+from bot.testrun import build, incremental, verbatim, warm
 from tests.test_reuse import Bot, _answer, _series, tree  # noqa: F401 - the fixture
 
 # As the real gentree.py renames the package's Kconfig symbols in every file.
@@ -251,3 +251,11 @@ def test_a_link_the_generator_adds_to_the_package_is_built(tree, caplog):  # noq
     assert "every kernel is built clean" in caplog.text
     assert outcome.verdict != "pass"
     assert _answer(outcome) == _answer(cold.test(raw))
+
+
+def test_python_bytecode_and_extensions_are_the_generators_code():
+    """An unchecked-hash .pyc is imported whatever its source says, and an extension
+    module before the .py of its name: either changes what the generator writes."""
+    changed = ["lib/__pycache__/kconfig.cpython-311.pyc", "lib/kconfig.abi3.so",
+               "lib/bpgit.cpython-311-x86_64-linux-gnu.so", "gentree.py", "compat/main.c"]
+    assert incremental.generator_changed(changed) == changed[:4]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
 import os
 import time
@@ -80,8 +81,13 @@ def generate_series(rules: Rules, sandbox: Sandbox, base_commit: str, paths: bas
 
 
 def generator_changed(tree_changed: list[str]) -> list[str]:
-    """The generator's own code among the tree paths a series changes (gentree.py, its lib/)."""
-    return [p for p in tree_changed if p.endswith(".py")]
+    """The generator's own code among the tree paths a series changes (gentree.py, its lib/):
+    whatever Python imports, also the bytecode (an unchecked .pyc is used whatever its
+    source says) and extension modules (found before a module's .py)."""
+    return [p for p in tree_changed if p.endswith(_PYTHON_CODE)]
+
+
+_PYTHON_CODE = tuple(importlib.machinery.all_suffixes())  # .py, .pyc, .so, .cpython-311-*.so
 
 
 def plan_builds(rules: Rules, base_commit: str, output: Path, kernels: list[Kernel],
