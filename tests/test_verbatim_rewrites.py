@@ -4,8 +4,10 @@ the files of the tree's revision it writes ([generate] stamps), and {jobs}."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
+import py_compile
 import subprocess
 
 import pytest
@@ -181,6 +183,7 @@ def _series_bytes(rules, name: str, path: str, data: bytes) -> bytes:
     """_series with raw bytes (not text) appended to ``path``."""
     top = rules.tree_path
     assert git.git(top, "checkout", "-q", "-b", name, "main").ok
+    (top / path).parent.mkdir(parents=True, exist_ok=True)
     old = (top / path).read_bytes() if (top / path).exists() else b""
     (top / path).write_bytes(old + data)
     assert git.git(top, "add", "-A").ok
@@ -259,3 +262,45 @@ def test_python_bytecode_and_extensions_are_the_generators_code():
     changed = ["lib/__pycache__/kconfig.cpython-311.pyc", "lib/kconfig.abi3.so",
                "lib/bpgit.cpython-311-x86_64-linux-gnu.so", "gentree.py", "compat/main.c"]
     assert incremental.generator_changed(changed) == changed[:4]
+
+
+@pytest.fixture
+def importing(tree):  # noqa: F811 - the fixture from test_reuse
+    """The sample tree whose generator imports a module of the tree (as gentree.py
+    its lib/), which adds a line to the package's versions."""
+    top = tree.tree_path
+    (top / "genlib.py").write_text('EXTRA = ""\n')
+    gentree = top / "gentree.py"
+    text = gentree.read_text()
+    call = "        write_versions(upstream, outdir)\n"
+    assert call in text
+    gentree.write_text(text.replace(call, call + (
+        "        sys.path.insert(0, str(TREE))\n"
+        "        import genlib\n"
+        "        with (outdir / 'versions').open('a') as f:\n"
+        "            f.write(genlib.EXTRA)\n"), 1))
+    assert git.git(top, "add", "-A").ok
+    assert git.git(top, "commit", "-qm", "gentree: a module of the tree").ok
+    return tree
+
+
+def test_a_series_changing_the_generators_bytecode_is_built_with_its_stamps(
+        importing, tmp_path, caplog):
+    """Python uses an unchecked-hash .pyc whatever the .py says: the series'
+    generator wrote a versions that breaks the package's Makefile."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(importing, "warm")
+    cold = Bot(importing, "cold", build_reuse=False, ccache=False, generate_stamps=())
+    bot.test(_series(importing, "first", "compat/main.c", "\nint bp_first;\n"))
+    source = tmp_path / "genlib.py"
+    source.write_text('EXTRA = "$(error the generator wrote this)\\n"\n')
+    pyc = tmp_path / "genlib.pyc"
+    py_compile.compile(str(source), str(pyc), doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    rel = os.path.relpath(importlib.util.cache_from_source("genlib.py"))
+    raw = _series_bytes(importing, "bytecode", rel, pyc.read_bytes())
+    caplog.clear()
+    outcome = bot.test(raw)
+    assert "versions taken from the base's package" not in caplog.text
+    assert outcome.verdict != "pass"
+    assert _answer(outcome) == _answer(cold.test(raw))
