@@ -304,3 +304,14 @@ def test_a_series_changing_the_generators_bytecode_is_built_with_its_stamps(
     assert "versions taken from the base's package" not in caplog.text
     assert outcome.verdict != "pass"
     assert _answer(outcome) == _answer(cold.test(raw))
+
+
+def test_the_backports_mapping_names_no_file_gentree_leaves_out():
+    """gentree.py copies backport/ without *~ and *.o files: taken verbatim, a
+    header a series adds as linux/x.h~ (and includes) would be in the package."""
+    mapping = config.load(config.RULES_DIR / "backports.toml").generate_verbatim
+    assert verbatim.package_path(mapping, "backport/backport-include/linux/x.h") == \
+        "backport-include/linux/x.h"
+    for left_out in ("backport/backport-include/linux/x.h~", "backport/backport-include/x.o",
+                     "backport/compat/main.c~", "backport/compat/main.o"):
+        assert verbatim.package_path(mapping, left_out) is None
