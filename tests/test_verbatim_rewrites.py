@@ -14,6 +14,7 @@ import pytest
 
 from bot.config import rules as config
 from bot.errors import ConfigError
+from bot.reply import report
 from bot.sandbox import bwrap as sandbox
 from bot.sandbox import git
 from bot.testrun import build, incremental, verbatim, warm
@@ -315,3 +316,12 @@ def test_the_backports_mapping_names_no_file_gentree_leaves_out():
     for left_out in ("backport/backport-include/linux/x.h~", "backport/backport-include/x.o",
                      "backport/compat/main.c~", "backport/compat/main.o"):
         assert verbatim.package_path(mapping, left_out) is None
+
+
+@pytest.mark.parametrize("version, where", [
+    ("v6.1.192", "../linux-6.1.192"), ("v6.12-rc3", "../linux-6.12-rc3"),
+    ("v6.1.192-3-gabcdef012345", None), ("v6.1.192-dirty", None), ("abcdef012345", None),
+    ("", None)])
+def test_reproduce_names_the_upstream_by_a_tag_only(version, where):
+    """A commit past a tag is no tag a reader can check out."""
+    assert report.upstream_dir(version) == where

@@ -169,6 +169,16 @@ def _tree_path(package_path: str, changed: list[str]) -> str:
     return found[0] if len(found) == 1 else ""
 
 
+def upstream_dir(version: str) -> str | None:
+    """Where a reader has the upstream source at ``version`` (``git describe --tags
+    --always``): ../linux-6.1.192 for a tag; None for a commit past one
+    (v6.1.192-3-gabcdef012345), a dirty tree or a bare commit id."""
+    if not re.fullmatch(r"v\d[\w.+-]*", version) or \
+            re.search(r"-\d+-g[0-9a-f]{4,}$|-dirty$", version):
+        return None
+    return f"../linux-{version[1:]}"
+
+
 def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
     """The commands that redo the run in a clone: fetch the series, apply it,
     generate, and build on the broken kernels (else the first one built). The
@@ -179,7 +189,7 @@ def _reproduce(rules: Rules, target: Target, outcome: RunOutcome) -> dict:
     built = [k.kernel for k in outcome.kernels if k.verdict != matrix.NOT_BUILT]
     applied = outcome.verdict != NOT_APPLIED
     version = outcome.upstream_version  # a tag (v6.1.192), else the host's path is shown
-    upstream = f"../linux-{version[1:]}" if re.fullmatch(r"v\d[\w.+-]*", version) else None
+    upstream = upstream_dir(version)
     return dict(
         tree=rules.tree_url or str(rules.tree_path), base=outcome.base_commit[:12],
         mbox=outcome.mbox_name, msgid=shlex.quote(target.msgid), revision=target.revision,
