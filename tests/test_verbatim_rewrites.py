@@ -325,3 +325,12 @@ def test_the_backports_mapping_names_no_file_gentree_leaves_out():
 def test_reproduce_names_the_upstream_by_a_tag_only(version, where):
     """A commit past a tag is no tag a reader can check out."""
     assert report.upstream_dir(version) == where
+
+
+def test_rewritten_reads_a_changed_file_in_chunks(tmp_path, monkeypatch):
+    """A marker or a UTF-8 character across two chunks is seen as in one."""
+    monkeypatch.setattr(verbatim, "CHUNK", 4)
+    for data, why in [(b"abcCONFIG_x", "f holds 'CONFIG_'"), (b"caf\xc3\xa9 ok", ""),
+                      (b"ab\xc3", "f is not UTF-8 text"), (b"CONFxIG_", "")]:
+        (tmp_path / "f").write_bytes(data)
+        assert verbatim.rewritten(tmp_path, ["f"], ("CONFIG_", "$(srctree)")) == why

@@ -17,6 +17,7 @@ and a series whose changed file holds one is generated.
 
 from __future__ import annotations
 
+import codecs
 import re
 import shutil
 from functools import lru_cache
@@ -98,18 +99,38 @@ def rewritten(tree: Path, changed: list[str], unless: tuple[str, ...]) -> str:
     copied unchanged, whatever the base's files showed."""
     for rel in changed:
         path = tree / rel
-        if not unless or not path.is_file():
-            continue
-        data = path.read_bytes()
-        if m := marked(data, unless):
-            return f"{rel} holds {m!r}"
-        if b"\r" in data:
-            return f"{rel} holds a carriage return"
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"{rel} is not UTF-8 text"
+        if unless and path.is_file() and (why := _rewritten(path, unless)):
+            return f"{rel} {why}"
     return ""
+
+
+def _rewritten(path: Path, unless: tuple[str, ...]) -> str:
+    """Why the generator would not copy ``path`` unchanged; "" if it would. Read in
+    chunks: a series' file may be as large as a build may write."""
+    keep = max(len(m.encode()) for m in unless) - 1  # a marker across two chunks
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    tail, not_text = b"", ""
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            if m := marked(tail + chunk, unless):
+                return f"holds {m!r}"
+            tail = (tail + chunk)[-keep:] if keep else b""
+            not_text = not_text or _not_text(decoder, chunk)
+    return not_text or _not_text(decoder, b"", final=True)
+
+
+def _not_text(decoder: codecs.IncrementalDecoder, chunk: bytes, final: bool = False) -> str:
+    """What the generator, reading the file as text, would not give back unchanged."""
+    if b"\r" in chunk:
+        return "holds a carriage return"  # a newline when read as text
+    try:
+        decoder.decode(chunk, final)
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    return ""
+
+
+CHUNK = 1 << 20
 
 
 def lay(mapping: Mapping, base_package: Path, tree: Path, changed: list[str],
