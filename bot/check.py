@@ -105,6 +105,11 @@ def _scratch(cache: CheckCache | None) -> Path:
     if cache is None:
         return Path(tempfile.mkdtemp(prefix="bpbot-check-"))
     scratch = cache.root / "scratch"
+    # Processes a killed check left running (without bubblewrap's die-with-parent)
+    # would go on writing into this same dir: the pids cgroups of owners that
+    # are gone are emptied first.
+    from bot.sandbox.limits import PidsCgroup
+    PidsCgroup.detect()
     try:
         cleanup.remove_tree(scratch)  # left by --keep or a killed check
         scratch.mkdir()

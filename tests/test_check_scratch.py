@@ -19,6 +19,7 @@ import pytest
 
 from bot import check_cache, cli
 from bot.demo import layout
+from bot.sandbox.limits import PidsCgroup
 from bot.testrun import pipeline
 
 SAMPLE = {p.name.split("-", 1)[0]: p for p in layout.sample_list()}
@@ -141,6 +142,39 @@ def test_a_signal_during_a_build_leaves_nothing_behind(tmp_path, sig):
     while sleepers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sleepers() == [], "the build outlived the check"
+
+
+def test_a_build_left_by_a_killed_check_is_stopped_before_its_dir_is_reused(tmp_path):
+    """Without bubblewrap nothing ends a build with its (SIGKILLed) check, and the
+    next check with the cache builds in the same scratch dir: its processes,
+    found by their pids cgroup, are killed first."""
+    if PidsCgroup.detect() is None:
+        pytest.skip("no pids cgroup here: builds are not tracked")
+    rules = slow_rules(tmp_path)
+    rules.write_text(rules.read_text().replace('sandbox = "bwrap"', 'sandbox = "none"'))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    check = [sys.executable, "-m", "bot.cli", "check", "--rules", str(rules)]
+    proc = subprocess.Popen([*check, *mails("06", "07")], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("cache/bpbot/check/*/scratch/state/work/build/*/started")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no build started"
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        assert sleepers(), "the build ended with its check: nothing to test"
+        assert subprocess.run([*check, *mails("08")], cwd=ROOT, env=env, capture_output=True,
+                              timeout=300).returncode == 2
+        deadline = time.monotonic() + 10  # a killed process may take a moment to go
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sleepers() == []
+    finally:
+        for pid in sleepers():
+            os.kill(pid, signal.SIGKILL)
 
 
 # --- the cache -------------------------------------------------------------
