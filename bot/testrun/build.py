@@ -15,6 +15,7 @@ from pathlib import Path
 from bot.config.rules import Kernel, Rules, expand
 from bot.sandbox import cleanup, proc
 from bot.sandbox.bwrap import Sandbox
+from bot.testrun import ccache
 from bot.testrun.diagnostics import last_failure_lines, parse
 from bot.testrun.steps import FAILED, INFRA, SUCCESS, TIMEOUT, StepResult
 
@@ -57,29 +58,22 @@ def build_one(spec: BuildSpec | Rules, sandbox: Sandbox, kernel: Kernel, output:
             log.info("build %s: incremental, from the base's build tree", kernel.name)
         else:
             cleanup.fresh_dir(build_dir)
+        cache = ccache_dir(rules)
+        tools = ccache.tools_dir(rules.state_dir) if cache else None
     except (cleanup.CleanupError, OSError) as exc:
         return StepResult("build", INFRA, kernel=kernel.name, detail=str(exc),
                           started_at=started, log_path=str(log_file))
     values = dict(output=output, tree=output, upstream=rules.upstream or "",
                   kernel_path=kernel.path, kernel_version=kernel.version, kernel_name=kernel.name,
                   build_dir=build_dir, jobs=make_jobs(rules), python=sys.executable)
-    cache = ccache_dir(rules)
     writable = [build_dir] + ([cache] if cache and trusted else [])
-    readonly = [output, kernel.path] + ([cache] if cache and not trusted else [])
+    readonly = [output, kernel.path] + ([cache] if cache and not trusted else []) + \
+        ([tools] if tools else [])
     wrapped = [sandbox.wrap(expand(c, values), readonly=readonly, writable=writable, cwd=output)
                for c in rules.build_commands]
     env = dict(wrapped[0][1])
-    if cache:
-        # Debian's ccache masquerade dir puts ccache in front of gcc/cc.
-        env["PATH"] = f"{CCACHE_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
-        env["CCACHE_DIR"] = str(cache)
-        env["CCACHE_TEMPDIR"] = "/tmp"
-        # Direct mode trusts the headers a cached compile used: a header added
-        # earlier on the include path (backport-include/ shadows the kernel's)
-        # would go unseen. The preprocessor mode hashes what the compiler reads.
-        env["CCACHE_NODIRECT"] = "1"
-        if not trusted:
-            env["CCACHE_READONLY"] = "1"
+    if cache and tools:
+        env = ccache.build_env(env, cache, tools, trusted)
     try:
         res = proc.run_all([argv for argv, _ in wrapped], cwd=output, timeout=rules.build_timeout, env=env,
                        output_cap=rules.output_cap, log_file=log_file, watch=watch)
@@ -100,7 +94,7 @@ def build_one(spec: BuildSpec | Rules, sandbox: Sandbox, kernel: Kernel, output:
                       tail=[] if res.ok or diags else last_failure_lines(res.output))
 
 
-CCACHE_BIN = "/usr/lib/ccache"
+CCACHE_BIN = ccache.BIN
 
 
 def make_jobs(rules: BuildSpec | Rules) -> int:
@@ -109,12 +103,8 @@ def make_jobs(rules: BuildSpec | Rules) -> int:
 
 
 def ccache_dir(rules: BuildSpec) -> Path | None:
-    """The shared compiler cache, when the rules want it and ccache is installed."""
-    if not rules.ccache or not Path(CCACHE_BIN, "gcc").exists():
-        return None
-    path = rules.state_dir / "ccache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The shared compiler cache (bot/testrun/ccache.py), when the rules want it."""
+    return ccache.cache_dir(rules.state_dir, rules.ccache)
 
 
 def build_all(rules: Rules, sandbox: Sandbox, kernels: list[Kernel], output: Path,
