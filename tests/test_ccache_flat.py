@@ -40,11 +40,16 @@ def _hits(tmp_path: Path) -> int:
                if line.split()[:1] in (["preprocessed_cache_hit"], ["direct_cache_hit"]))
 
 
-def test_lines_never_compiled_inserted_in_the_middle_hit_the_cache(tmp_path):
+LONG = BASE.replace("\n\n", "\n#if 0\n" + "int never%d;\n" * 12 % tuple(range(12)) + "#endif\n\n")
+
+
+@pytest.mark.parametrize("series", [GUARDED, LONG], ids=["short-block", "long-block"])
+def test_lines_never_compiled_inserted_in_the_middle_hit_the_cache(tmp_path, series):
+    """A short block leaves blank lines, a long one a line marker: both hit."""
     base = _compile(tmp_path, BASE, trusted=True)
     assert base.returncode == 0 and "a.c:4:" in base.stderr  # the unused variable
     assert _hits(tmp_path) == 0
-    series = _compile(tmp_path, GUARDED, trusted=False)
+    series = _compile(tmp_path, series, trusted=False)
     assert series.returncode == 0 and _hits(tmp_path) == 1
     # The cached compile's warning, at its own line: the base's, not a new one.
     assert "a.c:4:" in series.stderr
@@ -67,6 +72,24 @@ def test_line_numbers_in_the_code_are_compiled(tmp_path):
     assert _compile(tmp_path, with_line, trusted=True).returncode == 0
     assert _compile(tmp_path, with_line.replace("\n\n", "\n\n\n", 1),
                     trusted=False).returncode == 0
+    assert _hits(tmp_path) == 0
+
+
+def test_the_same_code_from_another_file_is_compiled(tmp_path):
+    """A renamed source, or a header of the same content at another path: the
+    cached dependency list would name the old file."""
+    (tmp_path / "h1.h").write_text("int from_header(void);\n")
+    (tmp_path / "h2.h").write_text("int from_header(void);\n")
+    assert _compile(tmp_path, '#include "h1.h"\n' + BASE, trusted=True).returncode == 0
+    assert _compile(tmp_path, '#include "h2.h"\n' + BASE, trusted=False).returncode == 0
+    assert _hits(tmp_path) == 0
+    (tmp_path / "a.c").write_text(BASE)
+    env = ccache.build_env({"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+                           tmp_path / "state" / "ccache", ccache.tools_dir(tmp_path / "state"),
+                           trusted=False)
+    (tmp_path / "b.c").write_text('#include "h1.h"\n' + BASE)
+    assert subprocess.run(["gcc", "-Wall", "-O2", "-c", "-o", "a.o", "b.c"], cwd=tmp_path,
+                          env=env, capture_output=True, timeout=120).returncode == 0
     assert _hits(tmp_path) == 0
 
 

@@ -8,10 +8,12 @@ ccache runs in its preprocessor mode: a compile is looked up by what the
 preprocessor makes of the source (direct mode trusts the list of headers a
 cached compile read, and a header added earlier on the include path, as
 backport-include/ shadows the kernel's, would go unseen). The preprocessor's
-output is hashed without its line markers and blank lines (``cpp-flat``, run
-by ccache as ``prefix_command_cpp``): a series that inserts lines a kernel
-never compiles (a guarded block in the middle of a header) leaves that
-kernel's code the same token for token, and its objects come from the cache.
+output is hashed without line numbers and blank lines (``cpp-flat``, run by
+ccache as ``prefix_command_cpp``; the files it enters and leaves, and the
+source's own name, stay): a series that inserts lines a kernel never
+compiles (a guarded block in the middle of a header) leaves that kernel's
+code the same token for token, from the same files, and its objects (and
+their dependency lists) come from the cache.
 __LINE__ is expanded before the hash, so code that uses line numbers is
 compiled again; a compile that misses runs on the real source
 (``run_second_cpp``). A hit replays the cached compile's warnings, at its
@@ -27,15 +29,20 @@ from pathlib import Path
 BIN = "/usr/lib/ccache"  # Debian's masquerade dir: ccache in front of gcc/cc
 
 # sh, run inside the build's sandbox as "cpp-flat <compiler> ... -E -o <file> <src>".
-CPP_FLAT = """#!/bin/sh
-# bpbot: ccache's preprocessor run; its output without line markers and blank
-# lines, so that code the same token for token hashes the same.
+CPP_FLAT = r"""#!/bin/sh
+# bpbot: ccache's preprocessor run; its output without line numbers, so that
+# code the same token for token, from the same files, hashes the same: line
+# markers that only jump within a file and blank lines go, those entering or
+# leaving a file keep its name; the source's own name is added.
 out=
 prev=
-for a; do [ "$prev" = "-o" ] && out=$a; prev=$a; done
+src=
+for a; do [ "$prev" = "-o" ] && out=$a; prev=$a; src=$a; done
 "$@" || exit
 [ -n "$out" ] && [ "$out" != "-" ] || exit 0
-exec sed -i -e '/^# [0-9]/d' -e '/^[[:space:]]*$/d' "$out"
+sed -i -e '/^# [0-9]* "[^"]*"\( [34]\)*$/d' -e 's/^# [0-9]* "/# "/' \
+    -e '/^[[:space:]]*$/d' "$out" || exit
+printf '# source "%s"\n' "$src" >> "$out"
 """
 
 
