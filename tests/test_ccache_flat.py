@@ -145,3 +145,39 @@ def test_builds_starting_at_once_all_get_the_script(tmp_path):
         with ThreadPoolExecutor(8) as pool:
             assert set(pool.map(ccache.tools_dir, [state] * 8)) == {state / "tools"}
         assert [p.name for p in (state / "tools").iterdir()] == ["cpp-flat"]
+
+
+def _flat_hit(tmp_path: Path, base: str, series: str, files: dict[str, tuple[str, str]],
+              locale: str = "C") -> bool:
+    """Compile ``base`` (trusted), then ``series`` (read-only), each with its
+    version of ``files`` (name -> (base text, series text)); did the series hit?"""
+    cache = ccache.cache_dir(tmp_path / "state", True)
+    tools = ccache.tools_dir(tmp_path / "state")
+    for i, (source, trusted) in enumerate(((base, True), (series, False))):
+        for name, texts in files.items():
+            (tmp_path / name).write_text(texts[i])
+        (tmp_path / "a.c").write_text(source)
+        env = ccache.build_env({"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+                                "LC_ALL": locale}, cache, tools, trusted)
+        subprocess.run(["gcc", "-Wall", "-O2", "-c", "-o", "a.o", "a.c"], cwd=tmp_path, env=env,
+                       capture_output=True, timeout=120)
+    return _hits(tmp_path) > 0
+
+
+def test_a_header_that_stops_being_a_system_header_is_compiled(tmp_path):
+    """`#pragma GCC system_header` shows only as a flag on a line marker."""
+    header = "static inline int hv(void) { int unused; return 0; }\n"
+    source = '#include "h.h"\nint f(void) { return hv(); }\n'
+    assert not _flat_hit(tmp_path, source, source,
+                         {"h.h": ("#pragma GCC system_header\n" + header, "\n" + header)})
+
+
+def test_assembler_includes_are_never_taken_from_the_cache(tmp_path):
+    """The assembler reads an .include itself: the preprocessor never sees it."""
+    source = 'asm(".include \\"inc.s\\"");\nint f(void) { return 1; }\n'
+    assert not _flat_hit(tmp_path, source, source,
+                         {"inc.s": ("nop\n", "not_an_instruction\n")})
+
+
+def test_a_line_of_unicode_space_is_code_whatever_the_locale(tmp_path):
+    assert not _flat_hit(tmp_path, BASE, BASE + "\u3000\n", {}, locale="C.UTF-8")

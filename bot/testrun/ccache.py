@@ -32,16 +32,19 @@ BIN = "/usr/lib/ccache"  # Debian's masquerade dir: ccache in front of gcc/cc
 CPP_FLAT = r"""#!/bin/sh
 # bpbot: ccache's preprocessor run; its output without line numbers, so that
 # code the same token for token, from the same files, hashes the same: line
-# markers that only jump within a file and blank lines go, those entering or
-# leaving a file keep its name; the source's own name is added.
+# markers without flags (a jump within a file) and blank lines go; the others
+# (entering or leaving a file, a system header) keep their file's name and
+# flags; the source's own name is added. A failure: ccache compiles for real.
 out=
 prev=
 src=
 for a; do [ "$prev" = "-o" ] && out=$a; prev=$a; src=$a; done
 "$@" || exit
 [ -n "$out" ] && [ "$out" != "-" ] || exit 0
-sed -i -e '/^# [0-9]* "[^"]*"\( [34]\)*$/d' -e 's/^# [0-9]* "/# "/' \
+LC_ALL=C sed -i -e '/^# [0-9]* "[^"]*"$/d' -e 's/^# [0-9]* "/# "/' \
     -e '/^[[:space:]]*$/d' "$out" || exit
+# The assembler reads .include files itself, unseen by the hash: no cache.
+! LC_ALL=C grep -q '[.]include' "$out" || exit 1
 printf '# source "%s"\n' "$src" >> "$out"
 """
 
