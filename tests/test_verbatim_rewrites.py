@@ -219,19 +219,26 @@ LINK = (b"diff --git a/versions b/versions\nnew file mode 120000\nindex 0000000.
         b"\\ No newline at end of file\n")
 
 
+def _patch_series(rules, caplog, name: str, path: str, data: bytes):
+    """The bot (warm trees, stamps) and a cold run (no stamps) on one series after a
+    first one: (the bot's outcome, what the bot logged for it, the cold outcome)."""
+    caplog.set_level(logging.INFO, logger="bot.testrun")
+    bot = Bot(rules, "warm")
+    cold = Bot(rules, "cold", build_reuse=False, ccache=False, generate_stamps=())
+    bot.test(_series(rules, "first", "compat/main.c", "\nint bp_first;\n"))
+    raw = _series_bytes(rules, name, path, data)
+    caplog.clear()
+    outcome = bot.test(raw)
+    return outcome, caplog.text, cold.test(raw)
+
+
 def test_a_stamp_the_generator_makes_a_link_is_not_replaced(tree, caplog):  # noqa: F811
     """The series' package reads its Makefile through the link; with the base's
     versions put in its place, the broken package built."""
-    caplog.set_level(logging.INFO, logger="bot.testrun")
-    bot = Bot(tree, "warm")
-    cold = Bot(tree, "cold", build_reuse=False, ccache=False, generate_stamps=())
-    bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
-    raw = _series_bytes(tree, "link", "patches/zz-versions.patch", LINK)
-    caplog.clear()
-    outcome = bot.test(raw)
-    assert "versions taken from the base's package" not in caplog.text
+    outcome, logged, cold = _patch_series(tree, caplog, "link", "patches/zz-versions.patch", LINK)
+    assert "versions taken from the base's package" not in logged
     assert outcome.verdict != "pass"
-    assert _answer(outcome) == _answer(cold.test(raw))
+    assert _answer(outcome) == _answer(cold)
 
 
 # A patch that adds a link to a text file where the package's Makefile
@@ -245,16 +252,11 @@ COMPILED_LINK = (b"diff --git a/compat/backport-9.9.c b/compat/backport-9.9.c\n"
 def test_a_link_the_generator_adds_to_the_package_is_built(tree, caplog):  # noqa: F811
     """With the stamps the base's, nothing else differs from the base's package
     but the link: it must not read as an unchanged package."""
-    caplog.set_level(logging.INFO, logger="bot.testrun")
-    bot = Bot(tree, "warm")
-    cold = Bot(tree, "cold", build_reuse=False, ccache=False, generate_stamps=())
-    bot.test(_series(tree, "first", "compat/main.c", "\nint bp_first;\n"))
-    raw = _series_bytes(tree, "added-link", "patches/zz-link.patch", COMPILED_LINK)
-    caplog.clear()
-    outcome = bot.test(raw)
-    assert "every kernel is built clean" in caplog.text
+    outcome, logged, cold = _patch_series(tree, caplog, "added-link", "patches/zz-link.patch",
+                                          COMPILED_LINK)
+    assert "every kernel is built clean" in logged
     assert outcome.verdict != "pass"
-    assert _answer(outcome) == _answer(cold.test(raw))
+    assert _answer(outcome) == _answer(cold)
 
 
 def test_python_bytecode_and_extensions_are_the_generators_code():

@@ -139,9 +139,10 @@ def _snapshot(source: Path, top: Path, inner: str, meta: dict) -> None:
 def save_package(rules: Rules, key: str, base_commit: str, output: Path,
                  verbatim_problem: str | None) -> None:
     top = root(rules) / f"pkg-{key}"
+    mapping, unless = _verbatim_rules(rules)
     _snapshot(output, top, "package", dict(
         made_at=str(output), base=base_commit, verbatim_problem=verbatim_problem,
-        verbatim_mapping=_verbatim_rules(rules)[0], verbatim_unless=_verbatim_rules(rules)[1]))
+        verbatim_mapping=mapping, verbatim_unless=unless))
     _prune(rules)
 
 
@@ -171,20 +172,21 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _files(top: Path) -> dict[str, Path]:
-    return {str(p.relative_to(top)): p for p in top.rglob("*")
-            if p.is_file() and not p.is_symlink()}
-
-
-def _links(top: Path) -> dict[str, str]:
-    return {str(p.relative_to(top)): os.readlink(p) for p in top.rglob("*") if p.is_symlink()}
+def _entries(top: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The regular files of ``top`` and its links (with their targets), in one walk."""
+    files, links = {}, {}
+    for p in top.rglob("*"):
+        if p.is_symlink():
+            links[str(p.relative_to(top))] = os.readlink(p)
+        elif p.is_file():
+            files[str(p.relative_to(top))] = p
+    return files, links
 
 
 def align(base: Path, output: Path) -> Diff:
     """Give every file of ``output`` whose content is the base package's the base's
     mtime (so make sees it unchanged); the differing files get the current time."""
-    old, new = _files(base), _files(output)
-    old_links, new_links = _links(base), _links(output)
+    (old, old_links), (new, new_links) = _entries(base), _entries(output)
     diff = Diff(removed=sorted(set(old) - set(new)),
                 links=sorted(p for p in set(old_links) | set(new_links)
                              if old_links.get(p) != new_links.get(p)))
